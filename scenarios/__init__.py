@@ -1,0 +1,1 @@
+"""What to run: validated scenario specs, trace loaders, the named-scenario catalogue."""

@@ -1,0 +1,43 @@
+"""What one run of the twin produces: tidy pandas frames plus a summary of headline metrics.
+
+The runner is a pure function of (scenario, policy, seed) -> :class:`RunResult`, so reports, sweeps,
+comparisons and tests all consume the same object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class RunResult:
+    """Frames and figures of one run.
+
+    Attributes:
+        scenario: Scenario name.
+        policy: Policy name as run.
+        seed: Seed of the run's generator.
+        timeseries: One row per accounting step: ``time_s``, ``energy_j`` (that step), ``active_hosts``,
+            ``overloaded_hosts``, ``mean_host_util``, ``migrations_started``, ``sla_violation_s``
+            (active-host seconds over capacity in the step), ``bytes_moved`` and more.
+        host_util: Host CPU utilisation, one row per step (index ``time_s``), one column per host id.
+        migrations: One row per migration: ``instance_id``, ``source_host``, ``target_host``,
+            ``source_ivn``, ``target_ivn``, ``kind``, ``reason``, ``start_s``, ``end_s``, ``bytes``,
+            ``estimated_duration_s``, ``downtime_s``, ``outcome``.
+        instances: One row per instance: ``instance_id``, ``downtime_s``, ``migrations``,
+            ``bytes_moved``, ``final_host``.
+        summary: Headline metrics (``energy_kwh``, ``slatah``, ``pdm``, ``slav``, ``esv``,
+            ``migrations``, ``bytes_moved``, ``wall_s`` ...), JSON-serialisable.
+    """
+
+    scenario: str
+    policy: str
+    seed: int
+    timeseries: pd.DataFrame
+    host_util: pd.DataFrame
+    migrations: pd.DataFrame
+    instances: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
