@@ -1,0 +1,1 @@
+"""Composition root of mirrortwin: the command line and the one place adapters are wired."""
