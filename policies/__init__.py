@@ -9,6 +9,7 @@ objects run unchanged against either. This package must never import ``simpy``, 
 from policies.records import (
     MigrationOutcome,
     MigrationPlan,
+    MigrationResult,
     MigrationSchedule,
     MirrorSnapshot,
     Move,
@@ -18,6 +19,7 @@ from policies.records import (
 __all__ = [
     "MigrationOutcome",
     "MigrationPlan",
+    "MigrationResult",
     "MigrationSchedule",
     "MirrorSnapshot",
     "Move",

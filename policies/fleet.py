@@ -84,7 +84,7 @@ class FleetSnapshot:
         ).astype(np.float64)
 
     def host_cpu_util(self) -> FloatArray:
-        """Requested CPU over capacity per host; may exceed 1 when a host is overcommitted."""
+        """Return requested CPU over capacity per host; may exceed 1 when a host is overcommitted."""
         return self.host_request_mips() / self.host_cpu_capacity_mips
 
     def host_ram_used_bytes(self) -> FloatArray:

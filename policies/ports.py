@@ -52,7 +52,7 @@ class InstanceProvider(Protocol):
     """Creates and removes instances and knows the capacity of each IVN."""
 
     def has_capacity(self, ivn: str, instance_id: str) -> bool:
-        """True if ``ivn`` can host a replacement of ``instance_id`` now."""
+        """Return whether ``ivn`` can host a replacement of ``instance_id`` now."""
         ...
 
     def estimate_migration_s(self, instance_id: str, ivn: str) -> float:

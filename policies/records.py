@@ -89,6 +89,9 @@ class Move:
         target_host: A host id inside ``target_ivn``, or ``None`` to let the provider choose.
         reason: Why the policy wants it moved.
         risk: The assessment behind the decision, when the policy has one.
+        source_ivn: The IVN the instance runs in now, when the policy knows it. The controller uses
+            it to tell a same-IVN live migration from a cross-IVN workflow without an O(instances)
+            lookup; ``None`` makes the controller look it up in the fleet view.
     """
 
     instance_id: str
@@ -96,6 +99,7 @@ class Move:
     target_host: str | None
     reason: MoveReason = MoveReason.OVERLOAD
     risk: RiskAssessment | None = None
+    source_ivn: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +129,34 @@ class MigrationOutcome(enum.StrEnum):
     INSUFFICIENT_CAPACITY = "Insufficient Capacity"
     SUCCEEDED = "Succeeded"
     ROLLED_BACK = "Failed, rolled back"
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationResult:
+    """How one run of the migration workflow (``initiateMigration``) ended, for reports and logs.
+
+    Attributes:
+        instance_id: The instance the workflow was asked to move.
+        target_ivn: The IVN it was asked to move into.
+        outcome: Which of the specification's four outcomes happened.
+        schedule: The committed schedule, or ``None`` when the workflow stopped before committing
+            (low risk, no capacity).
+        replacement_id: The replacement instance, or ``None`` when none was created.
+        start_time: When the workflow started (s).
+        end_time: When it finished (s); ``end_time - start_time`` is compared with the estimate.
+        reason: Human-readable explanation of the outcome (why it stopped or rolled back).
+    """
+
+    instance_id: str
+    target_ivn: str
+    outcome: MigrationOutcome
+    schedule: MigrationSchedule | None
+    replacement_id: str | None
+    start_time: float
+    end_time: float
+    reason: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        """Wall time the workflow took (s)."""
+        return self.end_time - self.start_time

@@ -28,11 +28,11 @@ class Operation(Protocol[T_co]):
     """
 
     def done(self) -> bool:
-        """True once the operation has finished, successfully or not."""
+        """Return whether the operation has finished, successfully or not."""
         ...
 
     def result(self) -> T_co:
-        """The operation's value; raises its exception if it failed. Only valid when done."""
+        """Return the operation's value; raise its exception if it failed. Only valid when done."""
         ...
 
 
@@ -43,7 +43,7 @@ class CompletedOperation(Generic[R]):
     value: R
 
     def done(self) -> bool:
-        """Always true."""
+        """Return true: the operation finished when it was created."""
         return True
 
     def result(self) -> R:
@@ -60,7 +60,12 @@ class Delay:
 
 @dataclass(frozen=True, slots=True)
 class Until:
-    """Resume the workflow when ``operation`` is done; the driver sends back its result."""
+    """Resume the workflow when ``operation`` is done; the driver sends back its result.
+
+    If ``operation.result()`` raises, the driver throws that exception into the workflow at the
+    ``yield`` (``generator.throw``), so a workflow handles a failed operation with an ordinary
+    ``try``/``except`` around the yield, in both worlds alike.
+    """
 
     operation: Operation[Any]
 
