@@ -29,6 +29,8 @@ class RunResult:
             ``estimated_duration_s``, ``downtime_s``, ``outcome``.
         instances: One row per instance: ``instance_id``, ``downtime_s``, ``migrations``,
             ``bytes_moved``, ``final_host``.
+        workflows: One row per run of the migration workflow (cross-IVN moves): ``instance_id``,
+            ``target_ivn``, ``outcome``, ``start_s``, ``end_s``, ``estimated_duration_s``, ``reason``.
         summary: Headline metrics (``energy_kwh``, ``slatah``, ``pdm``, ``slav``, ``esv``,
             ``migrations``, ``bytes_moved``, ``wall_s`` ...), JSON-serialisable.
     """
@@ -41,3 +43,4 @@ class RunResult:
     migrations: pd.DataFrame
     instances: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    workflows: pd.DataFrame = field(default_factory=pd.DataFrame)

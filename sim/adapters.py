@@ -1,0 +1,150 @@
+"""The ports of :mod:`policies.ports`, implemented over the twin's world.
+
+These adapters are the only way the core touches the twin; ``mirrortwin.wiring`` and
+:mod:`sim.runner` construct them, and the same controller code runs against ``realworld``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import simpy
+
+from policies.fleet import FleetSnapshot
+from policies.records import MirrorSnapshot, Move
+from sim.datacenter import Datacenter
+from sim.load_balancer import SimLoadBalancer, split_backend
+from sim.migration import MigrationExecutor, MigrationRefusedError
+from sim.mirroring import SimMirroring
+from sim.operations import SimOperation, completed, failed
+
+
+class SimClock:
+    """Simulated time."""
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+
+    def now(self) -> float:
+        """Current simulated time (s)."""
+        return float(self.env.now)
+
+
+class SimTelemetry:
+    """What the RMAs report: current demand and utilisation history, sampled at the RMA interval."""
+
+    def __init__(self, dc: Datacenter, sampling_interval_s: float):
+        self.dc = dc
+        self.stride = max(1, round(sampling_interval_s / dc.step_s))
+
+    def fleet(self, history_len: int) -> FleetSnapshot:
+        """Build the fleet view at the current step, with ``history_len`` samples per instance."""
+        dc = self.dc
+        k = min(dc.k, dc.cpu_trace.shape[1] - 1)
+        cols = np.arange(k, k - history_len * self.stride, -self.stride)[::-1]
+        hist = np.full((len(dc.instance_ids), history_len), np.nan)
+        ok = cols >= 0
+        if ok.any():
+            hist[:, ok] = dc.cpu_trace[:, cols[ok]]
+        return FleetSnapshot(
+            now_s=float(dc.env.now),
+            ivn_names=dc.ivn_names,
+            host_ids=dc.host_ids,
+            host_ivn=dc.host_ivn,
+            host_cpu_capacity_mips=dc.host_cap,
+            host_pe_mips=dc.host_pe_mips,
+            host_ram_bytes=dc.host_ram,
+            host_power_w=dc.host_power_w,
+            host_available=dc.host_available.copy(),
+            instance_ids=dc.instance_ids,
+            instance_host=dc.host_of.copy(),
+            instance_cpu_capacity_mips=dc.mips,
+            instance_cpu_request_mips=dc.request.copy(),
+            instance_ram_bytes=dc.ram,
+            instance_in_migration=(dc.migrating_to >= 0) | dc.busy | (dc.shadow_host >= 0),
+            instance_cpu_history=hist,
+        )
+
+    def health_metrics(self, instance_id: str) -> Mapping[str, float]:
+        """Health readings of the instance's host; the twin has no health model in this issue."""
+        return {}
+
+
+class SimMirrorStorePort:
+    """The Mirror Stores, as the controller sees them."""
+
+    def __init__(self, dc: Datacenter, mirroring: SimMirroring):
+        self.dc = dc
+        self.mirroring = mirroring
+
+    def latest_snapshot(self, instance_id: str, ivn: str) -> MirrorSnapshot | None:
+        """Latest complete snapshot of ``instance_id`` in ``ivn``'s store."""
+        i = self.dc.instance_index[instance_id]
+        return self.mirroring.latest(i, self.dc.ivn_names.index(ivn))
+
+    def set_snapshot_interval(self, instance_id: str, interval_s: float) -> None:
+        """Change the instance's snapshot interval from now on."""
+        self.mirroring.set_interval(self.dc.instance_index[instance_id], float(interval_s))
+
+
+class SimInstanceProvider:
+    """Capacity of each IVN, restores into it, live migrations inside it, decommissions."""
+
+    def __init__(self, env: simpy.Environment, dc: Datacenter, executor: MigrationExecutor):
+        self.env = env
+        self.dc = dc
+        self.executor = executor
+
+    def has_capacity(self, ivn: str, instance_id: str) -> bool:
+        """True if some available host of ``ivn`` can take the instance's demand and memory now."""
+        i = self.dc.instance_index[instance_id]
+        return self.executor.pick_host(i, self.dc.ivn_names.index(ivn)) >= 0
+
+    def estimate_migration_s(self, instance_id: str, ivn: str) -> float:
+        """Uncontended estimate of restoring the instance into ``ivn``."""
+        return self.executor.estimate_restore_s(self.dc.instance_index[instance_id], self.dc.ivn_names.index(ivn))
+
+    def create_from_snapshot(
+        self, instance_id: str, snapshot: MirrorSnapshot | None, ivn: str, host: str | None
+    ) -> SimOperation[str]:
+        """Restore a replacement in ``ivn``; its id is ``<instance>@<host>``."""
+        dc = self.dc
+        i = dc.instance_index[instance_id]
+        k = dc.ivn_names.index(ivn)
+        h = dc.host_index[host] if host is not None else self.executor.pick_host(i, k)
+        if h < 0:
+            return failed(self.env, MigrationRefusedError(f"no host of {ivn} can take {instance_id}"))
+        try:
+            op = self.executor.restore(i, k, h, snapshot, reason="workflow")
+        except MigrationRefusedError as exc:
+            return failed(self.env, exc)
+        done = self.env.event()
+        op.event.callbacks.append(lambda ev: done.succeed(f"{instance_id}@{dc.host_ids[ev.value]}"))
+        return SimOperation(done)
+
+    def live_migrate(self, moves: Sequence[Move]) -> Sequence[SimOperation[bool]]:
+        """Start live migrations inside each instance's IVN."""
+        return self.executor.live_migrate(moves)
+
+    def decommission(self, instance_id: str) -> SimOperation[None]:
+        """Remove a replacement (after a rollback) or release a source (after a redirect)."""
+        dc = self.dc
+        iid, host = split_backend(instance_id)
+        i = dc.instance_index[iid]
+        dc.advance()
+        if host is not None:
+            dc.shadow_host[i] = -1
+            dc.shadow_weight[i] = 0.0
+        dc.busy[i] = False
+        dc.invalidate()
+        return completed(self.env, None)
+
+
+__all__ = [
+    "SimClock",
+    "SimInstanceProvider",
+    "SimLoadBalancer",
+    "SimMirrorStorePort",
+    "SimTelemetry",
+]

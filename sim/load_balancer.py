@@ -1,0 +1,83 @@
+"""The twin's load balancer: traffic split between an instance and its replacement, health checks.
+
+Traffic is fluid: an instance's demand is divided between its source host and its replacement in
+proportion to the weights, so a progressive shift moves CPU load (and power) step by step. A health
+check takes ``health_check_s`` and fails with ``failure_probability`` (drawn from the run's seeded
+generator), which is how the twin exercises the workflow's rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import simpy
+
+from sim.datacenter import Datacenter
+from sim.operations import SimOperation
+
+
+def split_backend(backend_id: str) -> tuple[str, str | None]:
+    """``vm-1@dc/h00003`` -> (``vm-1``, ``dc/h00003``); a plain instance id has no replacement host."""
+    if "@" in backend_id:
+        iid, host = backend_id.split("@", 1)
+        return iid, host
+    return backend_id, None
+
+
+class SimLoadBalancer:
+    """Implements :class:`policies.ports.LoadBalancer` over the twin's traffic split arrays."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        dc: Datacenter,
+        rng: np.random.Generator,
+        *,
+        health_check_s: float = 2.0,
+        failure_probability: float = 0.0,
+    ):
+        self.env = env
+        self.dc = dc
+        self.rng = rng
+        self.health_check_s = health_check_s
+        self.failure_probability = failure_probability
+        self.redirects = 0
+        self.rollbacks = 0
+
+    def set_weights(self, instance_id: str, weights: Mapping[str, float]) -> None:
+        """Give the replacement its share of ``instance_id``'s traffic (the rest stays on the source)."""
+        dc = self.dc
+        i = dc.instance_index[instance_id]
+        dc.advance()
+        total = sum(weights.values()) or 1.0
+        shadow = sum(w for b, w in weights.items() if split_backend(b)[1] is not None) / total
+        dc.shadow_weight[i] = shadow if dc.shadow_host[i] >= 0 else 0.0
+        dc.invalidate()
+
+    def check_health(self, backend_id: str) -> SimOperation[bool]:
+        """Health check that completes after ``health_check_s``; may fail with the set probability."""
+        healthy = bool(self.rng.random() >= self.failure_probability)
+        ev = self.env.timeout(self.health_check_s, value=healthy)
+        return SimOperation(ev)
+
+    def redirect(self, instance_id: str, replacement_id: str) -> None:
+        """All traffic to the replacement: the instance now lives on the replacement's host."""
+        dc = self.dc
+        i = dc.instance_index[instance_id]
+        dc.advance()
+        if dc.shadow_host[i] >= 0:
+            dc.host_of[i] = dc.shadow_host[i]
+        dc.shadow_host[i] = -1
+        dc.shadow_weight[i] = 0.0
+        dc.invalidate()
+        self.redirects += 1
+
+    def rollback(self, instance_id: str, replacement_id: str) -> None:
+        """All traffic back to the source; the replacement stops receiving requests."""
+        dc = self.dc
+        i = dc.instance_index[instance_id]
+        dc.advance()
+        dc.shadow_weight[i] = 0.0
+        dc.invalidate()
+        self.rollbacks += 1

@@ -1,0 +1,162 @@
+"""Resource Mirroring Agents and Mirror Stores, batched per IVN.
+
+Each instance's RMA takes a full (base) snapshot, then incremental deltas every
+``snapshot_interval_s`` (per instance; the controller can change it at run time). A delta holds the
+unique memory dirtied since the previous capture, ``W * (1 - exp(-d * tau / W))`` with ``W`` the
+writable working set and ``d`` a dirty rate proportional to the instance's CPU load, divided by the
+compression and deduplication ratios. All snapshots due at the same instant travel as one weighted
+transfer per (source IVN, store IVN) pair, sharing the inter-IVN link and the store's ingest with
+migrations. A snapshot exists for restore only once its last byte has reached the store.
+
+Retention keeps the last ``retention_count`` snapshots; the store compacts a chain into a new base
+once it holds ``max_chain_length`` deltas, so a restore never needs more than that many.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import simpy
+
+from policies.records import MirrorSnapshot
+from scenarios.spec import MB, RmaSettings
+from sim.datacenter import Datacenter
+from sim.migration_physics import unique_dirty_bytes
+
+
+class SimMirroring:
+    """All RMAs and Mirror Stores of the twin, advanced by one SimPy process."""
+
+    def __init__(self, env: simpy.Environment, dc: Datacenter, settings: RmaSettings, store_ivn: np.ndarray):
+        self.env = env
+        self.dc = dc
+        self.settings = settings
+        n = len(dc.instance_ids)
+        self.store_ivn = store_ivn
+        self.interval_s = np.full(n, settings.snapshot_interval_s)
+        self.next_due_s = np.zeros(n)
+        self.last_capture_s = np.full(n, -np.inf)  # capture time of the last snapshot sent
+        self.latest_s = np.full(n, -np.inf)  # capture time of the latest snapshot complete in the store
+        self.chain_len = np.zeros(n, dtype=np.int64)
+        self.base_bytes = np.zeros(n)
+        self.delta_bytes = np.zeros((n, settings.retention_count))  # ring buffer of retained deltas
+        self.snapshots_taken = np.zeros(n, dtype=np.int64)
+        self.bytes_sent = 0.0
+        self.reduction = settings.compression_ratio * settings.dedup_ratio
+        self.working_set = dc.state_bytes * settings.writable_working_set_fraction
+        self.dirty_full_Bps = settings.dirty_rate_mb_s_at_full_load * MB
+        self._wakeup = env.event()
+        if settings.enabled:
+            dc.rma_overhead_mips[:] = settings.cpu_overhead_mips
+            dc.invalidate()
+            env.process(self._run())
+
+    # --- queries used by the adapters -----------------------------------------------------------
+    def dirty_Bps(self, idx: np.ndarray | int) -> np.ndarray:
+        """Current page-dirtying rate (bytes/s) of instances, proportional to their CPU load."""
+        util = self.dc.request[idx] / self.dc.mips[idx]
+        return self.dirty_full_Bps * np.clip(util, 0.0, 1.0)
+
+    def stored_bytes(self) -> float:
+        """Bytes held by all Mirror Stores (bases plus retained deltas)."""
+        return float(self.base_bytes.sum() + self.delta_bytes.sum())
+
+    def latest(self, i: int, ivn: int) -> MirrorSnapshot | None:
+        """Latest complete snapshot of instance ``i`` in IVN ``ivn``'s store, if there is one."""
+        if not self.settings.enabled or self.store_ivn[i] != ivn or not np.isfinite(self.latest_s[i]):
+            return None
+        return MirrorSnapshot(
+            instance_id=self.dc.instance_ids[i],
+            timestamp=float(self.latest_s[i]),
+            memory_image=int(self.dc.state_bytes[i]),
+            process_list=("workload",),
+            file_list=(),
+            ivn=self.dc.ivn_names[ivn],
+            chain_length=int(min(self.chain_len[i], self.settings.max_chain_length)),
+        )
+
+    def delta_since_latest(self, i: int, now: float) -> float:
+        """Compressed bytes dirtied since instance ``i``'s latest complete snapshot (all if none)."""
+        if not np.isfinite(self.latest_s[i]):
+            return float(self.dc.state_bytes[i])
+        raw = unique_dirty_bytes(
+            float(self.working_set[i]), float(self.dirty_Bps(i)), now - float(self.latest_s[i])
+        )
+        return raw / self.reduction
+
+    def set_interval(self, i: int, interval_s: float) -> None:
+        """Change instance ``i``'s snapshot interval; the next capture is rescheduled at once."""
+        self.interval_s[i] = interval_s
+        last = self.last_capture_s[i]
+        self.next_due_s[i] = (last + interval_s) if np.isfinite(last) else self.env.now
+        if not self._wakeup.triggered:
+            self._wakeup.succeed()
+
+    # --- the agents -----------------------------------------------------------------------------
+    def _capture(self, due: np.ndarray) -> None:
+        now = self.env.now
+        dc = self.dc
+        self.next_due_s[due] = now + self.interval_s[due]
+        due = due[dc.host_of[due] >= 0]
+        if due.size == 0:
+            return
+        first = ~np.isfinite(self.last_capture_s[due])
+        tau = np.where(first, 0.0, now - self.last_capture_s[due])
+        w = self.working_set[due]
+        d = self.dirty_Bps(due)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = np.where(w > 0, w * -np.expm1(-d * tau / np.where(w > 0, w, 1.0)), 0.0)
+        size = np.where(first, dc.state_bytes[due], raw) / self.reduction
+        self.last_capture_s[due] = now
+        self.next_due_s[due] = now + self.interval_s[due]
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        src_ivn = dc.host_ivn[dc.host_of[due]]
+        for pos, (a, b) in enumerate(zip(src_ivn.tolist(), self.store_ivn[due].tolist(), strict=True)):
+            groups[(a, b)].append(pos)
+        for (a, b), positions in groups.items():
+            members = due[positions]
+            sizes = size[positions]
+            firsts = first[positions]
+            links = [int(dc.store_link[b])]
+            if a != b:
+                links.append(dc.ivn_link[(a, b)])
+            total = float(sizes.sum())
+            self.bytes_sent += total
+            k = min(dc.k, dc.n_steps - 1)
+            dc.step.snapshot_bytes[k] += total
+            t = dc.network.start(links, total, weight=float(len(members)), tag="snapshot")
+            t.done.callbacks.append(
+                lambda _ev, m=members, s=sizes, f=firsts, c=now: self._arrived(m, s, f, c)
+            )
+
+    def _arrived(self, members: np.ndarray, sizes: np.ndarray, firsts: np.ndarray, captured: float) -> None:
+        """Snapshots whose bytes are all in the store become restorable; apply retention."""
+        newer = captured > self.latest_s[members]
+        members, sizes, firsts = members[newer], sizes[newer], firsts[newer]
+        self.latest_s[members] = captured
+        self.snapshots_taken[members] += 1
+        base = members[firsts]
+        self.base_bytes[base] = sizes[firsts]
+        self.chain_len[base] = 0
+        self.delta_bytes[base] = 0.0
+        inc, inc_sizes = members[~firsts], sizes[~firsts]
+        slot = self.chain_len[inc] % self.settings.retention_count
+        self.delta_bytes[inc, slot] = inc_sizes
+        self.chain_len[inc] += 1
+        # Compaction: the store folds the chain into a new base server-side (no transfer).
+        full = inc[self.chain_len[inc] >= self.settings.max_chain_length]
+        self.chain_len[full] = 0
+        self.delta_bytes[full] = 0.0
+        self.base_bytes[full] = self.dc.state_bytes[full] / self.reduction
+
+    def _run(self):  # type: ignore[no-untyped-def]
+        env = self.env
+        while True:
+            now = env.now
+            due = np.flatnonzero(self.next_due_s <= now + 1e-9)
+            if due.size:
+                self._capture(due)
+            nxt = float(self.next_due_s.min())
+            self._wakeup = env.event()
+            yield env.timeout(max(nxt - env.now, 0.0)) | self._wakeup

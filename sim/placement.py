@@ -1,0 +1,63 @@
+"""Initial placement of instances at t = 0: power-aware best fit decreasing over each IVN's hosts.
+
+The scenario says where instances *start*; which host inside their IVN is decided here, once, the
+way CloudSim's power-aware allocation does it: instances in order, each on the host whose power draw
+rises least when it is added (ties to the lowest host index), counting every instance at its full
+provisioned CPU, and respecting per-PE capacity and memory. With all hosts idle this spreads the
+instances, which is what the consolidation policies then start from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from policies.fleet import power_at
+
+
+class PlacementError(Exception):
+    """Instances do not fit on the hosts the scenario gives them. ``str()`` is the user message."""
+
+
+def power_aware_initial_placement(
+    *,
+    instance_mips: npt.NDArray[np.float64],
+    instance_ram: npt.NDArray[np.float64],
+    instance_ivn: npt.NDArray[np.int64],
+    instance_ids: tuple[str, ...],
+    host_ivn: npt.NDArray[np.int64],
+    host_cap_mips: npt.NDArray[np.float64],
+    host_pe_mips: npt.NDArray[np.float64],
+    host_ram: npt.NDArray[np.float64],
+    host_power_w: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int64]:
+    """Return the host index of every instance; raise :class:`PlacementError` if one cannot fit."""
+    n_hosts = len(host_ivn)
+    used_mips = np.zeros(n_hosts)
+    used_ram = np.zeros(n_hosts)
+    placement = np.full(len(instance_mips), -1, dtype=np.int64)
+    base_power = power_at(host_power_w, np.zeros(n_hosts))
+    for ivn in np.unique(instance_ivn):
+        hosts = np.flatnonzero(host_ivn == ivn)
+        cap = host_cap_mips[hosts]
+        table = host_power_w[hosts]
+        for i in np.flatnonzero(instance_ivn == ivn):
+            need = instance_mips[i]
+            fits = (
+                (host_pe_mips[hosts] >= need)
+                & (used_mips[hosts] + need <= cap + 1e-9)
+                & (used_ram[hosts] + instance_ram[i] <= host_ram[hosts] + 1e-9)
+            )
+            if not fits.any():
+                raise PlacementError(
+                    f"instance {instance_ids[i]} ({need:.0f} MIPS, {instance_ram[i] / 1e6:.0f} MB) fits on no host "
+                    f"of its IVN at t=0: add hosts or larger host types to the scenario's topology"
+                )
+            cand = hosts[fits]
+            u_after = (used_mips[cand] + need) / host_cap_mips[cand]
+            delta = power_at(table[fits], u_after) - base_power[cand]
+            h = int(cand[int(np.argmin(delta))])
+            placement[i] = h
+            used_mips[h] += need
+            used_ram[h] += instance_ram[i]
+    return placement

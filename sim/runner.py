@@ -1,0 +1,229 @@
+"""One run of the twin: a pure function of (scenario, population, policy, generator) -> RunResult.
+
+The runner builds the SimPy world, wires the adapters to the core's :class:`MigrationController`,
+drives it through :mod:`sim.driver`, and turns the accumulators into pandas frames. Sweeps,
+comparisons, training environments and the dashboard all call this one function.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from policies.controller import ControllerSettings, MigrationController
+from policies.ports import Policy
+from policies.waiting import Delay, Workflow
+from policies.workflow import WorkflowSettings
+from scenarios.population import InstancePopulation
+from scenarios.spec import Scenario
+from sim.adapters import SimClock, SimInstanceProvider, SimMirrorStorePort, SimTelemetry
+from sim.datacenter import Datacenter
+from sim.driver import drive
+from sim.load_balancer import SimLoadBalancer
+from sim.migration import MIGRATION_COLUMNS, MigrationExecutor
+from sim.mirroring import SimMirroring
+from sim.results import RunResult
+
+WORKFLOW_COLUMNS = ("instance_id", "target_ivn", "outcome", "start_s", "end_s", "estimated_duration_s", "reason")
+ProgressCallback = Callable[[float, float], None]
+
+#: Maximum downtime a live migration's stop-and-copy may take (QEMU's default is 300 ms).
+MAX_DOWNTIME_S = 0.3
+
+
+class SimulationError(Exception):
+    """The scenario cannot be simulated as given (e.g. the instances don't fit). One-line message."""
+
+
+def _store_ivns(scenario: Scenario, instance_ivn: np.ndarray) -> np.ndarray:
+    """IVN whose Mirror Store holds each instance's snapshots: the configured one, else the next IVN."""
+    names = [i.name for i in scenario.topology.ivns]
+    if scenario.rma.target_ivn is not None:
+        return np.full(len(instance_ivn), names.index(scenario.rma.target_ivn), dtype=np.int64)
+    return (instance_ivn + 1) % len(names)
+
+
+def run_scenario(
+    scenario: Scenario,
+    population: InstancePopulation,
+    policy: Policy,
+    *,
+    rng: np.random.Generator,
+    progress: ProgressCallback | None = None,
+    health_failure_probability: float = 0.0,
+) -> RunResult:
+    """Simulate ``scenario`` under ``policy`` and return its frames and summary.
+
+    Args:
+        scenario: The validated scenario.
+        population: Its instances and demand (see :func:`scenarios.workload.build_population`).
+        policy: The decision strategy the controller runs.
+        rng: The run's generator; every random draw of the twin comes from it.
+        progress: Called as ``progress(now_s, duration_s)`` once per accounting step.
+        health_failure_probability: Chance that a replacement fails a health check.
+    """
+    from sim.placement import PlacementError
+
+    wall0 = time.perf_counter()
+    env = simpy.Environment()
+    try:
+        dc = Datacenter(env, scenario, population)
+    except PlacementError as exc:
+        raise SimulationError(f"scenario {scenario.name}: {exc}") from None
+    mirroring = SimMirroring(env, dc, scenario.rma, _store_ivns(scenario, np.asarray(population.ivn_index)))
+    executor = MigrationExecutor(env, dc, mirroring, max_downtime_s=MAX_DOWNTIME_S)
+    lb = SimLoadBalancer(env, dc, rng, failure_probability=health_failure_probability)
+    controller = MigrationController(
+        policy,
+        telemetry=SimTelemetry(dc, scenario.rma.sampling_interval_s),
+        provider=SimInstanceProvider(env, dc, executor),
+        store=SimMirrorStorePort(dc, mirroring),
+        lb=lb,
+        clock=SimClock(env),
+        settings=ControllerSettings(
+            interval_s=scenario.controller.interval_s,
+            history_len=scenario.controller.history_len,
+            workflow=WorkflowSettings(),
+        ),
+    )
+    duration = dc.n_steps * dc.step_s
+
+    def steps():  # type: ignore[no-untyped-def]
+        for k in range(dc.n_steps):
+            dc.advance()
+            dc.k = k
+            dc.set_demand(k + int(scenario.start_offset_s // dc.step_s))
+            dc.record_step_state(k)
+            if progress is not None:
+                progress(env.now, duration)
+            yield env.timeout(dc.step_s)
+
+    def control() -> Workflow[None]:
+        yield Delay(scenario.controller.interval_s)
+        yield from controller.run()
+
+    env.process(steps())
+    drive(env, control())
+    env.run(until=duration)
+    dc.k = dc.n_steps - 1
+    dc.advance()
+    if progress is not None:
+        progress(duration, duration)
+    wall = time.perf_counter() - wall0
+    return _collect(scenario, policy, dc, mirroring, executor, controller, lb, wall)
+
+
+def _collect(
+    scenario: Scenario,
+    policy: Policy,
+    dc: Datacenter,
+    mirroring: SimMirroring,
+    executor: MigrationExecutor,
+    controller: MigrationController,
+    lb: SimLoadBalancer,
+    wall_s: float,
+) -> RunResult:
+    s = dc.step
+    times = np.arange(dc.n_steps) * dc.step_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slatah_step = np.where(s.active_host_s > 0, s.violation_host_s / s.active_host_s, 0.0)
+    timeseries = pd.DataFrame(
+        {
+            "time_s": times,
+            "energy_j": s.energy_j,
+            "active_hosts": s.active_hosts,
+            "overloaded_hosts": s.overloaded_hosts,
+            "mean_active_util": s.mean_active_util,
+            "active_host_s": s.active_host_s,
+            "sla_violation_s": s.violation_host_s,
+            "slatah": slatah_step,
+            "requested_mips_s": s.requested_mips_s,
+            "degraded_mips_s": s.degraded_mips_s,
+            "unserved_mips_s": s.unserved_mips_s,
+            "migrations_started": s.migrations_started,
+            "migrations_finished": s.migrations_finished,
+            "migration_bytes": s.migration_bytes,
+            "snapshot_bytes": s.snapshot_bytes,
+        }
+    )
+    host_util = pd.DataFrame(dc.host_util_rows, columns=list(dc.host_ids))
+    host_util.insert(0, "time_s", times)
+    migrations = pd.DataFrame.from_records(executor.rows, columns=list(MIGRATION_COLUMNS))
+    workflows = [
+        {
+            "instance_id": r.instance_id,
+            "target_ivn": r.target_ivn,
+            "outcome": str(r.outcome),
+            "start_s": r.start_time,
+            "end_s": r.end_time,
+            "estimated_duration_s": r.schedule.estimated_duration if r.schedule else float("nan"),
+            "reason": r.reason,
+        }
+        for r in controller.results
+    ]
+    instances = pd.DataFrame(
+        {
+            "instance_id": list(dc.instance_ids),
+            "downtime_s": dc.instance_downtime_s,
+            "migrations": dc.instance_migrations,
+            "bytes_moved": dc.instance_bytes_moved,
+            "snapshots": mirroring.snapshots_taken,
+            "final_host": [dc.host_ids[h] if h >= 0 else "" for h in dc.host_of],
+        }
+    )
+    energy_kwh = float(s.energy_j.sum()) / 3.6e6
+    active = float(s.active_host_s.sum())
+    requested = float(s.requested_mips_s.sum())
+    slatah = float(s.violation_host_s.sum()) / active if active > 0 else 0.0
+    pdm = float(s.degraded_mips_s.sum()) / requested if requested > 0 else 0.0
+    slav = slatah * pdm
+    outcomes: dict[str, int] = {}
+    for w in workflows:
+        outcomes[w["outcome"]] = outcomes.get(w["outcome"], 0) + 1
+    summary: dict[str, Any] = {
+        "scenario": scenario.name,
+        "policy": policy.name,
+        "seed": scenario.seed,
+        "hosts": len(dc.host_ids),
+        "instances": len(dc.instance_ids),
+        "steps": dc.n_steps,
+        "duration_s": dc.n_steps * dc.step_s,
+        "energy_kwh": energy_kwh,
+        "slatah": slatah,
+        "pdm": pdm,
+        "slav": slav,
+        "esv": energy_kwh * slav,
+        "overall_sla_violation": float(s.unserved_mips_s.sum()) / requested if requested > 0 else 0.0,
+        "migrations": int(s.migrations_started.sum()),
+        "migrations_finished": int(s.migrations_finished.sum()),
+        "workflow_outcomes": outcomes,
+        "bytes_moved": float(s.migration_bytes.sum()),
+        "bytes_mirrored": float(mirroring.bytes_sent),
+        "mirror_stored_bytes": mirroring.stored_bytes(),
+        "downtime_s": float(dc.instance_downtime_s.sum()),
+        "mean_active_hosts": float(s.active_hosts.mean()) if dc.n_steps else 0.0,
+        "lb_redirects": lb.redirects,
+        "lb_rollbacks": lb.rollbacks,
+        "wall_s": wall_s,
+        "instance_steps_per_s": len(dc.instance_ids) * dc.n_steps / wall_s if wall_s > 0 else math.inf,
+    }
+    return RunResult(
+        scenario=scenario.name,
+        policy=policy.name,
+        seed=scenario.seed,
+        timeseries=timeseries,
+        host_util=host_util,
+        migrations=migrations,
+        instances=instances,
+        summary=summary,
+        workflows=pd.DataFrame(workflows, columns=list(WORKFLOW_COLUMNS)),
+    )
+
+
+__all__ = ["SimulationError", "run_scenario"]
