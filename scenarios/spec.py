@@ -8,13 +8,24 @@ where it can be found, the line. Units are part of field names (``ram_mb`` is 10
 
 from __future__ import annotations
 
+import copy
+import itertools
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 MB = 1_000_000  # bytes; CloudSim's "MB" in its migration-time formula is 10^6 bytes.
 
@@ -35,14 +46,12 @@ class HostType(_Strict):
     pe_mips: float = Field(gt=0, description="capacity of one processing element (MIPS)")
     ram_mb: float = Field(gt=0)
     nic_bandwidth_bps: float = Field(gt=0)
-    power_w: list[float] = Field(
-        min_length=2, description="power (W) at evenly spaced utilisations 0 %, ..., 100 %"
-    )
+    power_w: list[float] = Field(min_length=2, description="power (W) at evenly spaced utilisations 0 %, ..., 100 %")
 
     @field_validator("power_w")
     @classmethod
     def _monotone_power(cls, v: list[float]) -> list[float]:
-        if any(b < a for a, b in zip(v, v[1:], strict=False)) or v[0] < 0:
+        if any(b < a for a, b in itertools.pairwise(v)) or v[0] < 0:
             raise ValueError("power_w must be non-negative and non-decreasing with utilisation")
         return v
 
@@ -69,6 +78,34 @@ class IvnSpec(_Strict):
     security_level: int = Field(default=0, ge=0)
     mirror_store_capacity_gb: float = Field(default=10_000.0, gt=0)
     mirror_store_restore_bps: float = Field(default=8e9, gt=0)
+    host_order: Literal["grouped", "interleaved"] = Field(
+        default="grouped",
+        description="how host ids are numbered: grouped = all hosts of hosts[0], then hosts[1], ...; "
+        "interleaved = one of each group in turn (CloudSim: host i has type i % 2)",
+    )
+
+    @property
+    def n_hosts(self) -> int:
+        """Number of hosts in this IVN."""
+        return sum(g.count for g in self.hosts)
+
+    def host_type_sequence(self) -> list[str]:
+        """Host type name of every host of this IVN, in host-id order.
+
+        The order matters for reproducing CloudSim: its first-fit placement walks hosts by id, so
+        interleaved G4/G5 numbering gives different placements from 400 G4 followed by 400 G5.
+        Interleaving takes one host from each group in turn and skips groups that are used up.
+        """
+        if self.host_order == "grouped":
+            return [g.type for g in self.hosts for _ in range(g.count)]
+        left = [g.count for g in self.hosts]
+        out: list[str] = []
+        while any(left):
+            for k, g in enumerate(self.hosts):
+                if left[k]:
+                    out.append(g.type)
+                    left[k] -= 1
+        return out
 
 
 class LinkSpec(_Strict):
@@ -119,15 +156,17 @@ class InstanceType(_Strict):
 
 
 TraceFamily = Literal["planetlab", "bitbrains", "azure", "alibaba"]
+MetricName = Literal["cpu_util", "mem_util", "net_rx_bps", "net_tx_bps", "disk_read_bps", "disk_write_bps"]
 
 
 class Workload(_Strict):
     """Which trace drives demand, how its series map to instances, and the instances' types."""
 
     trace: TraceFamily
-    subset: str | None = Field(
+    subset: str | list[str] | None = Field(
         default=None,
-        description="planetlab: day folder (e.g. 20110303); azure: file stem (e.g. microsoft_avg_100)",
+        description="planetlab: day folder (e.g. 20110303); azure: file stem (e.g. microsoft_avg_100); "
+        "a list pools the series of several subsets (useful with mapping = 'sample')",
     )
     instances: int | None = Field(default=None, gt=0, description="default: one per trace series")
     mapping: Literal["sorted", "random", "sample"] = Field(
@@ -135,10 +174,58 @@ class Workload(_Strict):
         description="sorted: series i -> instance i in file-name order; random: a seeded permutation; "
         "sample: draw series with replacement and shift each by a random whole number of steps",
     )
-    instance_types: list[InstanceType] = Field(min_length=1)
-    type_assignment: Literal["blocks", "round_robin", "random"] = "blocks"
+    instance_types: list[InstanceType] = Field(
+        default_factory=list, description="required unless type_assignment = 'from_trace'"
+    )
+    type_assignment: Literal["blocks", "round_robin", "random", "from_trace"] = Field(
+        default="blocks",
+        description="blocks: type = i // ceil(N / types) (CloudSim); round_robin: i % types; "
+        "random: seeded draw; from_trace: each instance's MIPS and RAM are the trace's provisioned "
+        "capacities (MHz taken as MIPS)",
+    )
     ivns: list[str] | None = Field(default=None, description="IVNs instances start in (default: all)")
-    step_s: float | None = Field(default=None, gt=0, description="resample the trace to this grid")
+    step_s: float | None = Field(
+        default=None, gt=0, description="grid the loader puts an irregular trace on (default: step_s)"
+    )
+    require_metrics: list[MetricName] = Field(
+        default_factory=list, description="metrics the trace must have, or the scenario is refused"
+    )
+
+    @field_validator("subset", mode="before")
+    @classmethod
+    def _subset_as_text(cls, v: object) -> object:
+        # ``--set workload.subset=20110306`` parses as a TOML integer; a day folder is a name.
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)
+        if isinstance(v, list):
+            return [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v]
+        return v
+
+    @model_validator(mode="after")
+    def _types_match_assignment(self) -> Workload:
+        if self.type_assignment == "from_trace":
+            if self.instance_types:
+                raise ValueError(
+                    "instance_types: must be empty when type_assignment = 'from_trace' "
+                    "(instance sizes come from the trace)"
+                )
+        elif not self.instance_types:
+            raise ValueError(
+                f"instance_types: at least one instance type is needed for type_assignment = {self.type_assignment!r}"
+            )
+        names = [t.name for t in self.instance_types]
+        if len(set(names)) != len(names):
+            raise ValueError(f"instance_types: names must be unique, got {names}")
+        if isinstance(self.subset, list) and not self.subset:
+            raise ValueError("subset: an empty list names no trace; leave it out for the default")
+        return self
+
+    @property
+    def subsets(self) -> list[str | None]:
+        """The subsets to load, as a list (``[None]`` for the family's default)."""
+        if isinstance(self.subset, list):
+            return list(self.subset)
+        return [self.subset]
 
 
 class RmaSettings(_Strict):
@@ -182,6 +269,8 @@ class Scenario(_Strict):
     controller: ControllerSettings = ControllerSettings()
     idle_hosts_off: bool = Field(default=True, description="a host with no load draws 0 W")
 
+    _source: str = PrivateAttr(default="")
+
     @model_validator(mode="after")
     def _cross_refs(self) -> Scenario:
         ivns = {i.name for i in self.topology.ivns}
@@ -195,7 +284,23 @@ class Scenario(_Strict):
     @property
     def n_hosts(self) -> int:
         """Total hosts over all IVNs."""
-        return sum(g.count for i in self.topology.ivns for g in i.hosts)
+        return sum(i.n_hosts for i in self.topology.ivns)
+
+    @property
+    def n_steps(self) -> int:
+        """Grid points needed to cover ``duration_s`` at ``step_s``."""
+        return math.ceil(self.duration_s / self.step_s - 1e-9)
+
+    @property
+    def source_file(self) -> str:
+        """The file this scenario was loaded from ("" when built in code); used in error messages."""
+        return self._source
+
+    def with_source(self, source: str) -> Scenario:
+        """Return a copy that remembers ``source`` as the file it came from."""
+        out = self.model_copy()
+        out._source = source
+        return out
 
 
 def _field_path(loc: Sequence[int | str]) -> str:
@@ -208,30 +313,93 @@ def _field_path(loc: Sequence[int | str]) -> str:
     return out
 
 
+def _parse_path(path: str) -> list[int | str]:
+    """Invert :func:`_field_path`: ``ivns[0].hosts[1].type`` -> ``["ivns", 0, "hosts", 1, "type"]``."""
+    out: list[int | str] = []
+    for name, index in re.findall(r"([A-Za-z_][\w-]*)|\[(\d+)\]", path):
+        out.append(int(index) if index else name)
+    return out
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*((?:[\w-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[\w-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+
+
+def _split_key(dotted: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in re.findall(r"\"[^\"]*\"|'[^']*'|[^.]+", dotted)]
+
+
+def _key_lines(text: str) -> list[tuple[tuple[int | str, ...], int]]:
+    """Map every table header and key assignment of a TOML text to its full path and line.
+
+    Just enough of TOML to say where ``topology.ivns[1].hosts`` is written: array-of-tables headers
+    are numbered per parent (``[[topology.ivns]]`` twice gives ``ivns[0]`` and ``ivns[1]``), and keys
+    take the path of the table they sit in. Values spanning lines are located by their key's line.
+    """
+    out: list[tuple[tuple[int | str, ...], int]] = []
+    counts: dict[tuple[int | str, ...], int] = {}
+    current_index: dict[tuple[str, ...], int] = {}
+    table: tuple[int | str, ...] = ()
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header and not _KEY.match(line):
+            names = _split_key(header.group(2))
+            path: list[int | str] = []
+            for depth, name in enumerate(names):
+                path.append(name)
+                plain = tuple(names[: depth + 1])
+                if depth < len(names) - 1 and plain in current_index:
+                    path.append(current_index[plain])
+            if header.group(1) == "[[":
+                parent = tuple(path)
+                index = counts.get(parent, 0)
+                counts[parent] = index + 1
+                current_index[tuple(names)] = index
+                path.append(index)
+            table = tuple(path)
+            out.append((table, lineno))
+            continue
+        key = _KEY.match(line)
+        if key:
+            out.append(((*table, *_split_key(key.group(1))), lineno))
+    return out
+
+
 def _line_of(text: str, loc: Sequence[int | str]) -> int | None:
-    """Best-effort line number of the innermost named key of ``loc`` in the TOML text."""
-    keys = [p for p in loc if isinstance(p, str)]
-    for key in reversed(keys):
-        pat = re.compile(rf"^\s*(\[+\s*)?([\w.\"-]*\.)?\"?{re.escape(key)}\"?\s*(=|\]|\.)", re.M)
-        m = pat.search(text)
-        if m:
-            return text.count("\n", 0, m.start()) + 1
-    return None
+    """Best-effort line of the longest written prefix of ``loc`` (the field, or its enclosing table)."""
+    target = tuple(loc)
+    best: tuple[int, int] | None = None
+    for path, lineno in _key_lines(text):
+        n = len(path)
+        if n <= len(target) and target[:n] == path and (best is None or n > best[0]):
+            best = (n, lineno)
+    return best[1] if best else None
+
+
+def locate_field(source: str, field: str) -> str:
+    """Return ``source:line`` for a dotted field of a scenario file, or just ``source``.
+
+    Errors found after validation (a trace day that does not exist, a duration the trace cannot
+    cover) still have to point at the line to edit; this re-reads the file, best effort.
+    """
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return source
+    line = _line_of(text, _parse_path(field))
+    return f"{source}:{line}" if line else source
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of the raw spec with dotted-path overrides applied (``controller.params.x``)."""
-    import copy
-
     out = copy.deepcopy(raw)
     for dotted, value in overrides.items():
         node: Any = out
         parts = dotted.split(".")
         for part in parts[:-1]:
-            if isinstance(node, list):
-                node = node[int(part)]
-            else:
-                node = node.setdefault(part, {})
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+            if not isinstance(node, dict | list):
+                raise TypeError(f"{part!r} is a value, not a table")
         if isinstance(node, list):
             node[int(parts[-1])] = value
         else:
@@ -252,23 +420,38 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def validate_scenario(raw: Mapping[str, Any], *, source: str, text: str = "") -> Scenario:
-    """Validate a raw mapping; raise :class:`ScenarioError` naming ``source`` and the bad field."""
+    """Validate a raw mapping; raise :class:`ScenarioError` naming ``source`` and the bad field.
+
+    Only the first problem is reported (with a count of the others): one precise line is more useful
+    to someone editing a file than a wall of pydantic output, and it never includes a traceback.
+    Cross-reference validators raise ``ValueError("sub.path: message")``; the sub-path is appended
+    to the location pydantic reports so the message names the exact field.
+    """
     try:
-        return Scenario.model_validate(raw)
+        return Scenario.model_validate(raw).with_source(source)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(err.get("loc", ()))
-        path = _field_path(loc) or "(top level)"
-        msg = err.get("msg", "invalid")
-        if err.get("type") == "extra_forbidden":
+        loc: list[int | str] = list(err.get("loc", ()))
+        msg = str(err.get("msg", "invalid"))
+        kind = err.get("type")
+        if kind == "extra_forbidden":
             msg = "unknown field"
-        elif err.get("type") == "missing":
+        elif kind == "missing":
             msg = "required field is missing"
+        elif kind == "value_error":
+            msg = msg.removeprefix("Value error, ")
+            head, sep, rest = msg.partition(": ")
+            if sep and re.fullmatch(r"[A-Za-z_][\w-]*(\[\d+\]|\.[A-Za-z_][\w-]*)*", head):
+                loc += _parse_path(head)
+                msg = rest
+        path = _field_path(loc) or "(top level)"
+        got = err.get("input")
         line = _line_of(text, loc) if text else None
         where = f"{source}:{line}" if line else source
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        got = err.get("input")
-        shown = f"; got {got!r}" if err.get("type") not in ("missing", "extra_forbidden") and _short(got) else ""
+        shown = ""
+        if kind not in ("missing", "extra_forbidden", "value_error") and _short(got):
+            shown = f"; got {got!r}"
         raise ScenarioError(f"{where}: {path}: {msg}{shown}{more}") from None
 
 
@@ -290,6 +473,6 @@ def load_scenario_file(path: str | Path, overrides: Mapping[str, Any] | None = N
     if overrides:
         try:
             raw = apply_overrides(raw, overrides)
-        except (IndexError, ValueError, TypeError) as exc:
+        except (IndexError, ValueError, TypeError, AttributeError) as exc:
             raise ScenarioError(f"{p}: --set {', '.join(overrides)}: cannot apply ({exc})") from None
     return validate_scenario(raw, source=str(p), text=text)
