@@ -1,0 +1,270 @@
+"""The ``mirrortwin`` command line: run a scenario, compare policies, list and fetch what runs need.
+
+Every mistake a user can make (a bad spec or ``--set``, an unknown scenario or policy, a missing
+trace) ends as exactly one line ``mirrortwin: error: ...`` on stderr and exit status 2, never a
+traceback: the exceptions raised for them already carry a complete one-line message, and this module
+only has to print it. Anything else is a bug and is allowed to show its traceback.
+
+Heavy imports (the twin, the policies, matplotlib) happen after the arguments are parsed, so
+``--help`` and usage errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from mirrortwin.config import Settings, load_settings
+
+PROG = "mirrortwin"
+USAGE_EXIT = 2
+
+
+class UsageError(Exception):
+    """The command line itself is wrong; ``str()`` is the one-line message."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reports mistakes as one line instead of usage text plus exit."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise :class:`UsageError` so :func:`main` prints one line and returns status 2."""
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _one_line(message: str) -> str:
+    """Join a message's lines so stderr gets exactly one line, keeping every word of it."""
+    return " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
+
+
+def _fail(message: str, *, stream: TextIO | None = None) -> None:
+    print(f"{PROG}: error: {_one_line(message)}", file=stream or sys.stderr)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Turn repeated ``--set KEY=VALUE`` into an ordered mapping (a later key wins).
+
+    Raises:
+        ScenarioError: An item is not ``KEY=VALUE``.
+    """
+    from scenarios.spec import ScenarioError, parse_override
+
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, value = parse_override(item)
+        if not key:
+            raise ScenarioError(f"--set {item!r}: the key before '=' is empty")
+        overrides[key] = value
+    return overrides
+
+
+def parse_policy_list(text: str) -> list[str]:
+    """Split ``--policies a,b,c``; empty names and repeats are usage errors."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise UsageError("--policies: name at least one policy, e.g. --policies null,threshold")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"--policies: {', '.join(repeated)} given more than once")
+    return names
+
+
+@contextmanager
+def sim_time_bar(label: str) -> Iterator[Callable[[float, float], None]]:
+    """Yield a tqdm bar over simulated hours as a ``progress(now_s, duration_s)`` callback.
+
+    The bar is created on the first call (the runner knows the duration) and only on a terminal
+    (``disable=None``), so piped output and CI logs stay clean.
+    """
+    from tqdm import tqdm
+
+    bar: tqdm | None = None
+
+    def update(now_s: float, duration_s: float) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(
+                total=round(duration_s / 3600.0, 3),
+                desc=label,
+                unit="h",
+                disable=None,
+                file=sys.stderr,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} h simulated [{elapsed}<{remaining}]",
+            )
+        bar.update(round(min(now_s, duration_s) / 3600.0, 3) - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _print_pairs(pairs: Mapping[str, str], *, out: TextIO) -> None:
+    width = max((len(k) for k in pairs), default=0)
+    for key, text in pairs.items():
+        print(f"{key:<{width}}  {_one_line(text)}", file=out)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """``mirrortwin run``: one scenario, one policy, one results folder."""
+    overrides = parse_overrides(args.set)
+    from mirrortwin import artefacts, report, wiring
+
+    spec = wiring.resolve_for_policy(args.scenario, policy=args.policy, overrides=overrides)
+    with sim_time_bar(f"{spec.name}/{spec.controller.policy}") as progress:
+        result = wiring.run_resolved(spec, settings=settings, progress=progress)
+    folder = args.out or settings.results_dir / wiring.results_folder_name(spec.name, result.policy, overrides)
+    written = artefacts.write_run(
+        result, folder, with_plots=not args.no_plots, description=spec.description, overrides=overrides
+    )
+    print(report.headline_table(result))
+    print(f"results: {written.folder}")
+    print(f"report:  {written.report}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    """``mirrortwin compare``: the same scenario and seed under several policies, side by side."""
+    policies = parse_policy_list(args.policies)
+    overrides = parse_overrides(args.set)
+    from mirrortwin import artefacts, report, wiring
+
+    prepared = wiring.prepare_comparison(args.scenario, policies=policies, overrides=overrides, settings=settings)
+    results = []
+    for name in policies:
+        with sim_time_bar(f"{prepared.scenarios[name].name}/{name}") as progress:
+            results.append(wiring.run_prepared(prepared, name, progress=progress))
+    spec = prepared.scenarios[policies[0]]
+    default_name = wiring.results_folder_name(spec.name, "compare-" + "-".join(policies), overrides)
+    folder = args.out or settings.results_dir / default_name
+    written = artefacts.write_comparison(
+        results, folder, with_plots=not args.no_plots, description=spec.description, overrides=overrides
+    )
+    print(f"{spec.name} / seed {spec.seed}")
+    print(report.comparison_markdown(report.comparison_frame(results)))
+    print(f"results: {written.folder}")
+    print(f"report:  {written.report}")
+    return 0
+
+
+def cmd_scenarios_list(args: argparse.Namespace, settings: Settings) -> int:
+    """``mirrortwin scenarios list``: the named scenarios of the catalogue."""
+    from scenarios.catalogue import list_scenarios
+
+    _print_pairs(list_scenarios(), out=sys.stdout)
+    return 0
+
+
+def cmd_policies_list(args: argparse.Namespace, settings: Settings) -> int:
+    """``mirrortwin policies list``: the policies ``--policy`` accepts."""
+    from policies.registry import available_policies
+
+    _print_pairs(available_policies(), out=sys.stdout)
+    return 0
+
+
+def cmd_traces_list(args: argparse.Namespace, settings: Settings) -> int:
+    """``mirrortwin traces list``: downloadable trace sets and the folders searched for traces."""
+    from scenarios.traces.download import available_trace_sets
+
+    _print_pairs(available_trace_sets(), out=sys.stdout)
+    print(f"\ntraces are read from: {', '.join(str(p) for p in settings.trace_roots)}")
+    return 0
+
+
+def cmd_traces_download(args: argparse.Namespace, settings: Settings) -> int:
+    """``mirrortwin traces download NAME``: fetch a trace set into the user cache."""
+    from scenarios.traces.download import available_trace_sets, download_trace_set
+
+    known = available_trace_sets()
+    if args.name not in known:
+        raise UsageError(f"unknown trace set {args.name!r}; available: {', '.join(known)}")
+    mirror = args.mirror or settings.trace_mirror_url
+    path = download_trace_set(args.name, settings.cache_dir, mirror_url=mirror, progress=True)
+    print(f"{args.name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser; each sub-command stores its handler in ``func``."""
+    parser = _Parser(prog=PROG, description="Digital-twin testbed for adaptive resource mirroring and migration.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run one scenario with one policy and write a results folder")
+    run.add_argument("scenario", metavar="SCENARIO", help="catalogue name or path of a scenario .toml")
+    run.add_argument("--policy", metavar="NAME", help="policy to run (default: the scenario's controller.policy)")
+    _add_common(run)
+    run.set_defaults(func=cmd_run)
+
+    compare = commands.add_parser("compare", help="run several policies on the same scenario and seed")
+    compare.add_argument("scenario", metavar="SCENARIO", help="catalogue name or path of a scenario .toml")
+    compare.add_argument("--policies", required=True, metavar="A,B,...", help="comma-separated policy names")
+    _add_common(compare)
+    compare.set_defaults(func=cmd_compare)
+
+    scenarios = commands.add_parser("scenarios", help="the scenario catalogue")
+    scenarios_sub = scenarios.add_subparsers(dest="action", required=True, metavar="ACTION")
+    scenarios_sub.add_parser("list", help="list named scenarios").set_defaults(func=cmd_scenarios_list)
+
+    policies = commands.add_parser("policies", help="the available policies")
+    policies_sub = policies.add_subparsers(dest="action", required=True, metavar="ACTION")
+    policies_sub.add_parser("list", help="list policies").set_defaults(func=cmd_policies_list)
+
+    traces = commands.add_parser("traces", help="trace sets: list, download")
+    traces_sub = traces.add_subparsers(dest="action", required=True, metavar="ACTION")
+    traces_sub.add_parser("list", help="list downloadable trace sets").set_defaults(func=cmd_traces_list)
+    download = traces_sub.add_parser("download", help="download a trace set into the user cache")
+    download.add_argument("name", metavar="NAME", help="trace set name (see 'mirrortwin traces list')")
+    download.add_argument("--mirror", metavar="URL", help="base URL of a mirror to download from instead")
+    download.set_defaults(func=cmd_traces_download)
+    return parser
+
+
+def _add_common(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec field by dotted path, e.g. controller.params.threshold=0.7 (repeatable)",
+    )
+    sub.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: results/<name>)")
+    sub.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 user error).
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+        settings: Settings to use instead of those read from the environment (tests pass their own).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        _fail(str(exc))
+        return USAGE_EXIT
+    from mirrortwin.errors import ENVIRONMENT_ERRORS, USER_ERRORS
+
+    try:
+        return int(args.func(args, settings or load_settings()))
+    except (UsageError, *USER_ERRORS) as exc:
+        _fail(str(exc))
+        return USAGE_EXIT
+    except ENVIRONMENT_ERRORS as exc:
+        _fail(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except OSError as exc:
+        # Disk full, unwritable --out, a download that failed: the environment, not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
+        return 1

@@ -1,0 +1,252 @@
+"""Headline metrics of a run and the text that presents them (terminal table and ``report.md``).
+
+The metrics are those of Beloglazov & Buyya's consolidation studies (energy, SLATAH, PDM, SLAV, ESV)
+plus the migration costs this twin adds (bytes moved, downtime). :data:`HEADLINE` fixes their order,
+labels and units once, so the terminal table, the Markdown reports, the comparison CSV and the bar
+plot all say the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mirrortwin.plots import PLOT_CAPTIONS
+from sim.results import RunResult
+
+
+def _number(value: float) -> str:
+    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.4g} %"
+
+
+def _count(value: float) -> str:
+    return f"{round(value):,d}"
+
+
+def _gigabytes(value: float) -> str:
+    return f"{value / 1e9:,.3f} GB"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:,.1f} s"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A headline metric: where it is found in the run summary and how people read it.
+
+    Attributes:
+        key: Key in :attr:`RunResult.summary` and column in comparison CSVs (raw SI value).
+        label: Name shown in tables and plots.
+        unit_label: Label with the unit of the plotted (scaled) value.
+        scale: Factor from the raw value to the plotted value (e.g. fraction -> percent).
+        fmt: Formatter of the raw value for tables.
+    """
+
+    key: str
+    label: str
+    unit_label: str
+    scale: float
+    fmt: Callable[[float], str]
+
+
+#: The headline metrics, in report order. SLATAH, PDM and SLAV are fractions in the summary.
+HEADLINE: tuple[Metric, ...] = (
+    Metric("energy_kwh", "energy", "energy (kWh)", 1.0, lambda v: f"{v:,.2f} kWh"),
+    Metric("slatah", "SLATAH", "SLATAH (%)", 100.0, _percent),
+    Metric("pdm", "PDM", "PDM (%)", 100.0, _percent),
+    Metric("slav", "SLAV", "SLAV (%)", 100.0, _percent),
+    Metric("esv", "ESV", "ESV (kWh x SLAV)", 1.0, _number),
+    Metric("migrations", "migrations", "migrations", 1.0, _count),
+    Metric("bytes_moved", "bytes moved", "moved (GB)", 1e-9, _gigabytes),
+    Metric("downtime_s", "downtime", "downtime (s)", 1.0, _seconds),
+)
+
+
+def headline_values(result: RunResult) -> dict[str, float]:
+    """Raw headline values of a run, keyed by :attr:`Metric.key`.
+
+    The summary is the source; downtime falls back to the per-instance sum when the summary does not
+    carry it, since that total is exactly what the instances frame records.
+    """
+    summary = result.summary
+    values: dict[str, float] = {}
+    for metric in HEADLINE:
+        if metric.key in summary and summary[metric.key] is not None:
+            values[metric.key] = float(summary[metric.key])
+        elif metric.key == "downtime_s" and "downtime_s" in result.instances:
+            values[metric.key] = float(result.instances["downtime_s"].sum())
+        elif metric.key == "migrations":
+            values[metric.key] = float(len(result.migrations))
+        else:
+            values[metric.key] = float("nan")
+    return values
+
+
+def _fmt(metric: Metric, value: float) -> str:
+    return "n/a" if pd.isna(value) else metric.fmt(value)
+
+
+def headline_table(result: RunResult) -> str:
+    """Two aligned columns (metric, value) for the terminal."""
+    values = headline_values(result)
+    rows = [(m.label, _fmt(m, values[m.key])) for m in HEADLINE]
+    width = max(len(label) for label, _ in rows)
+    header = f"{result.scenario} / {result.policy} / seed {result.seed}"
+    return "\n".join([header, *(f"  {label:<{width}}  {value}" for label, value in rows)])
+
+
+def duration_h(result: RunResult) -> float:
+    """Return the simulated span of the run in hours (last accounting step's end)."""
+    ts = result.timeseries
+    if ts.empty:
+        return 0.0
+    times = ts["time_s"].to_numpy(dtype=float)
+    step = float(times[1] - times[0]) if len(times) > 1 else 0.0
+    return float(times[-1] - times[0] + step) / 3600.0
+
+
+def reading(result: RunResult) -> str:
+    """One sentence that reads the run's numbers for someone who does not know the acronyms."""
+    v = headline_values(result)
+    hosts_over = "never overloaded" if not v["slatah"] else f"overloaded {_percent(v['slatah'])} of their active time"
+    if v["migrations"]:
+        moves = (
+            f"made {_count(v['migrations'])} migrations that moved {_gigabytes(v['bytes_moved'])} and cost "
+            f"{_seconds(v['downtime_s'])} of downtime in all, degrading migrated instances' performance by "
+            f"{_percent(v['pdm'])} (PDM)"
+        )
+    else:
+        moves = "made no migrations"
+    return (
+        f"Over {duration_h(result):.3g} h of simulated time the {result.policy} policy used "
+        f"{_fmt(HEADLINE[0], v['energy_kwh'])} and {moves}; hosts were {hosts_over} (SLATAH), "
+        f"so the combined SLA violation SLAV = SLATAH x PDM is {_percent(v['slav'])} "
+        f"and energy x SLAV (ESV, lower is better) is {_number(v['esv'])}."
+    )
+
+
+def run_report(result: RunResult, plots: Mapping[str, Path], *, description: str = "") -> str:
+    """Markdown report of one run; ``plots`` are linked relative to the report's folder."""
+    values = headline_values(result)
+    lines = [
+        f"# {result.scenario} — policy `{result.policy}`",
+        "",
+    ]
+    if description:
+        lines += [description.strip(), ""]
+    lines += [
+        f"* scenario: `{result.scenario}`",
+        f"* policy: `{result.policy}`",
+        f"* seed: {result.seed}",
+        f"* simulated time: {duration_h(result):.3g} h",
+        "",
+        "## Headline metrics",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {m.label} | {_fmt(m, values[m.key])} |" for m in HEADLINE),
+        "",
+        reading(result),
+        "",
+        "SLATAH: share of active host time spent at 100 % CPU; PDM: performance degradation of migrated "
+        "instances during migration; SLAV = SLATAH x PDM; ESV = energy (kWh) x SLAV "
+        "(Beloglazov & Buyya, CCPE 2012).",
+        "",
+    ]
+    if plots:
+        lines += ["## Plots", ""]
+        for key, path in plots.items():
+            lines += [f"![{PLOT_CAPTIONS.get(key, key)}]({path.name})", ""]
+    lines += [
+        "## Files",
+        "",
+        "* `timeseries.csv`, `timeseries.parquet`: one row per accounting step",
+        "* `host_util.parquet`: host CPU utilisation, steps x hosts",
+        "* `migrations.parquet`: one row per migration",
+        "* `instances.parquet`: one row per instance",
+        "* `workflows.parquet`: one row per run of the cross-IVN migration workflow, with its outcome",
+        "* `summary.json`: every summary figure of the run",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def comparison_frame(results: Sequence[RunResult]) -> pd.DataFrame:
+    """Raw headline values, one row per policy (index ``policy``), columns :attr:`Metric.key`."""
+    frame = pd.DataFrame([headline_values(r) for r in results], index=[r.policy for r in results])
+    frame.index.name = "policy"
+    return frame
+
+
+def comparison_markdown(frame: pd.DataFrame) -> str:
+    """Format the comparison as a Markdown table with formatted values, metrics as columns."""
+    metrics = [m for m in HEADLINE if m.key in frame.columns]
+    header = "| policy | " + " | ".join(m.label for m in metrics) + " |"
+    rule = "|---|" + "---|" * len(metrics)
+    rows = [
+        f"| {policy} | " + " | ".join(_fmt(m, float(frame.at[policy, m.key])) for m in metrics) + " |"
+        for policy in frame.index
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def _best(frame: pd.DataFrame, key: str) -> str:
+    column = pd.to_numeric(frame[key], errors="coerce")
+    if column.isna().all():
+        return "n/a"
+    low = column.min()
+    return ", ".join(str(p) for p in column.index[column == low])
+
+
+def comparison_reading(frame: pd.DataFrame) -> str:
+    """One sentence naming the best policy on energy, SLA violation and their product."""
+    return (
+        f"Lowest energy: {_best(frame, 'energy_kwh')}; lowest SLA violation (SLAV): {_best(frame, 'slav')}; "
+        f"lowest ESV, which weighs the two together: {_best(frame, 'esv')}; "
+        f"fewest migrations: {_best(frame, 'migrations')}. "
+        "All runs share the scenario's seed, so they replay the same instances and demand."
+    )
+
+
+def comparison_report(
+    scenario: str, seed: int, frame: pd.DataFrame, *, plot: Path | None, run_dirs: Mapping[str, Path]
+) -> str:
+    """Markdown report of a policy comparison, linking the bar plot and each run's own report."""
+    lines = [
+        f"# {scenario} — policy comparison",
+        "",
+        f"* scenario: `{scenario}`",
+        f"* seed: {seed} (same for every policy)",
+        f"* policies: {', '.join(f'`{p}`' for p in frame.index)}",
+        "",
+        "## Headline metrics",
+        "",
+        comparison_markdown(frame),
+        "",
+        comparison_reading(frame),
+        "",
+    ]
+    if plot is not None:
+        lines += ["## Plot", "", f"![comparison]({plot.name})", ""]
+    lines += ["## Runs", ""]
+    lines += [f"* `{policy}`: [{path.name}/report.md]({path.name}/report.md)" for policy, path in run_dirs.items()]
+    lines += [
+        "",
+        "`comparison.csv` holds the raw values (SLATAH, PDM and SLAV as fractions, bytes, seconds).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def comparison_plot_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Scale the comparison for plotting, columns renamed to labels with units."""
+    metrics = [m for m in HEADLINE if m.key in frame.columns]
+    return pd.DataFrame({m.unit_label: frame[m.key] * m.scale for m in metrics}, index=frame.index)

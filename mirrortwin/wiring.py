@@ -1,0 +1,193 @@
+"""The one place where scenarios, traces, policies and the twin are put together.
+
+Everything else (the command line, notebooks, later the sweeps and the dashboard) asks this module for
+a run instead of constructing adapters itself, so there is exactly one answer to "which population,
+which policy object, which random streams" for a given scenario name, policy and overrides.
+
+Randomness: the scenario's seed is split with :class:`numpy.random.SeedSequence` into two independent
+streams, one that draws the population (trace-to-instance mapping, sampling) and one that drives the
+run. Changing the policy therefore never changes which instances exist or what demand they replay,
+which is what makes a policy comparison fair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mirrortwin.config import Settings
+from policies.ports import Policy
+from policies.registry import make_policy
+from scenarios.catalogue import resolve_scenario
+from scenarios.population import InstancePopulation
+from scenarios.spec import Scenario
+from scenarios.workload import build_population
+from sim.results import RunResult
+from sim.runner import run_scenario
+
+#: ``progress(now_s, duration_s)``, called by the runner as simulated time advances.
+ProgressCallback = Callable[[float, float], None]
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def scenario_overrides(policy: str | None, overrides: Mapping[str, Any], base_policy: str) -> dict[str, Any]:
+    """Merge ``--policy`` into the ``--set`` overrides.
+
+    A scenario's ``controller.params`` belong to the scenario's own policy; handing them to another
+    policy would at best be ignored and at worst rejected. So when ``policy`` differs from the
+    scenario's, the params start empty and only the user's ``controller.params.*`` overrides apply.
+
+    Args:
+        policy: Policy named on the command line, or None to keep the scenario's.
+        overrides: Dotted-path overrides from ``--set``, in the order given.
+        base_policy: The policy the scenario names (after ``overrides``).
+
+    Returns:
+        Overrides to resolve the scenario with.
+    """
+    if policy is None or policy == base_policy:
+        return dict(overrides)
+    merged: dict[str, Any] = {"controller.policy": policy, "controller.params": {}}
+    merged.update((k, v) for k, v in overrides.items() if k != "controller.policy")
+    return merged
+
+
+def resolve_for_policy(scenario: str, *, policy: str | None, overrides: Mapping[str, Any]) -> Scenario:
+    """Resolve a named scenario (or spec path) with ``--set`` overrides and an optional ``--policy``.
+
+    Raises:
+        ScenarioError: The scenario is unknown, invalid, or an override does not apply.
+    """
+    base = resolve_scenario(scenario, dict(overrides) or None)
+    merged = scenario_overrides(policy, overrides, base.controller.policy)
+    if merged == dict(overrides):
+        return base
+    return resolve_scenario(scenario, merged)
+
+
+def seed_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Return independent generators ``(population_rng, run_rng)`` derived from ``seed``."""
+    population_seq, run_seq = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(population_seq), np.random.default_rng(run_seq)
+
+
+def make_population(scenario: Scenario, settings: Settings, rng: np.random.Generator) -> InstancePopulation:
+    """Build the scenario's instances from the traces found under ``settings.trace_roots``.
+
+    Raises:
+        TraceNotFoundError: The scenario's trace is in none of the roots; the message says what to
+            download and from where.
+    """
+    return build_population(scenario, settings.trace_roots, rng=rng, cache_dir=settings.cache_dir)
+
+
+def make_scenario_policy(scenario: Scenario) -> Policy:
+    """Construct the policy named by ``scenario.controller`` with its params.
+
+    Raises:
+        PolicyConfigError: Unknown policy or parameters it does not accept.
+    """
+    return make_policy(scenario.controller.policy, dict(scenario.controller.params))
+
+
+def run_named(
+    scenario: str,
+    *,
+    policy: str | None,
+    overrides: Mapping[str, Any],
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Run one scenario with one policy and return its results.
+
+    Args:
+        scenario: Catalogue name or path of a spec file.
+        policy: Policy name overriding ``controller.policy``; None keeps the scenario's.
+        overrides: Dotted-path overrides (``controller.params.threshold=0.7``).
+        settings: Where traces and caches are.
+        progress: Optional ``progress(now_s, duration_s)`` callback.
+
+    Raises:
+        ScenarioError, PolicyConfigError, TraceNotFoundError: one-line user errors.
+    """
+    spec = resolve_for_policy(scenario, policy=policy, overrides=overrides)
+    return run_resolved(spec, settings=settings, progress=progress)
+
+
+def run_resolved(spec: Scenario, *, settings: Settings, progress: ProgressCallback | None = None) -> RunResult:
+    """Run an already resolved scenario with the policy its controller names.
+
+    Callers that need the :class:`Scenario` itself (its description, its seed) resolve it with
+    :func:`resolve_for_policy` and run it here, so it is resolved once.
+
+    Args:
+        spec: The resolved scenario.
+        settings: Where traces and caches are.
+        progress: Optional ``progress(now_s, duration_s)`` callback.
+    """
+    policy = make_scenario_policy(spec)  # before the population: a bad policy fails fast
+    pop_rng, run_rng = seed_streams(spec.seed)
+    population = make_population(spec, settings, pop_rng)
+    return run_scenario(spec, population, policy, rng=run_rng, progress=progress)
+
+
+@dataclass(frozen=True)
+class PreparedComparison:
+    """Everything a policy comparison needs, checked before the first run starts.
+
+    Attributes:
+        scenarios: The resolved scenario for each policy, in the order given.
+        population: The instances every run shares (same seed, same draw).
+    """
+
+    scenarios: dict[str, Scenario]
+    population: InstancePopulation
+
+
+def prepare_comparison(
+    scenario: str, *, policies: Sequence[str], overrides: Mapping[str, Any], settings: Settings
+) -> PreparedComparison:
+    """Resolve the scenario for every policy and build the shared population once.
+
+    Every policy is constructed here, before any run, so a typo in the third policy name fails in a
+    second rather than after two long runs. The population depends only on the workload and the seed,
+    never on the controller, so one build serves all runs and guarantees they replay the same demand.
+
+    Raises:
+        ScenarioError, PolicyConfigError, TraceNotFoundError: one-line user errors.
+    """
+    specs = {name: resolve_for_policy(scenario, policy=name, overrides=overrides) for name in policies}
+    for spec in specs.values():
+        make_scenario_policy(spec)
+    first = next(iter(specs.values()))
+    pop_rng, _ = seed_streams(first.seed)
+    population = make_population(first, settings, pop_rng)
+    return PreparedComparison(scenarios=specs, population=population)
+
+
+def run_prepared(prepared: PreparedComparison, policy: str, *, progress: ProgressCallback | None = None) -> RunResult:
+    """Run one policy of a prepared comparison on a fresh policy object and the shared population."""
+    spec = prepared.scenarios[policy]
+    _, run_rng = seed_streams(spec.seed)
+    return run_scenario(spec, prepared.population, make_scenario_policy(spec), rng=run_rng, progress=progress)
+
+
+def results_folder_name(scenario: str, policy: str, overrides: Mapping[str, Any]) -> str:
+    """Deterministic folder name for a run: ``<scenario>-<policy>[-<digest of overrides>]``.
+
+    No timestamp, so re-running the same command overwrites the same folder and a results path can be
+    written into notes and notebooks; overrides add a short digest so different ``--set`` runs don't
+    overwrite each other.
+    """
+    parts = [_UNSAFE_NAME.sub("_", scenario).strip("_.") or "scenario", _UNSAFE_NAME.sub("_", policy)]
+    if overrides:
+        canonical = json.dumps(sorted((k, v) for k, v in overrides.items()), default=str)
+        parts.append(hashlib.sha256(canonical.encode()).hexdigest()[:8])
+    return "-".join(parts)
