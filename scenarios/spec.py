@@ -366,12 +366,20 @@ def _key_lines(text: str) -> list[tuple[tuple[int | str, ...], int]]:
 
 
 def _line_of(text: str, loc: Sequence[int | str]) -> int | None:
-    """Best-effort line of the longest written prefix of ``loc`` (the field, or its enclosing table)."""
+    """Best-effort line of field ``loc``: where it is written, where its tables start, or its parent.
+
+    A field written as ``[[a.b]]`` tables has no line of its own, so the first of them stands for it;
+    a missing field has none either, so the nearest enclosing table that is written stands for it.
+    """
     target = tuple(loc)
+    entries = _key_lines(text)
+    within = [line for path, line in entries if path[: len(target)] == target]
+    if within:
+        return min(within)
     best: tuple[int, int] | None = None
-    for path, lineno in _key_lines(text):
+    for path, lineno in entries:
         n = len(path)
-        if n <= len(target) and target[:n] == path and (best is None or n > best[0]):
+        if n < len(target) and target[:n] == path and (best is None or n > best[0]):
             best = (n, lineno)
     return best[1] if best else None
 
