@@ -106,4 +106,3 @@ class Policy(Protocol):
     def decide(self, fleet: FleetSnapshot) -> MigrationPlan:
         """Return the moves and snapshot changes wanted at this tick."""
         ...
-
