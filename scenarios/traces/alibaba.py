@@ -60,7 +60,6 @@ def load_alibaba_machine_usage(path: Path, *, step_s: float | None = None) -> Tr
             path,
             header=None,
             names=list(COLUMNS),
-            usecols=["machine_id", *_NUMERIC],
             dtype={"machine_id": str},
             engine="c",
         )

@@ -50,7 +50,7 @@ def load_azure_v1(path: Path, *, step_s: float | None = None) -> TraceSet:
     if bad_step.size:
         raise TraceFormatError(path, int(bad_step[0]) + 2, f"step {steps[bad_step[0]]} breaks the 0,1,2,... grid")
     values = frame.iloc[:, 1:]
-    non_numeric = [c for c, dt in values.dtypes.items() if not np.issubdtype(dt, np.number)]
+    non_numeric = [c for c, dt in values.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)]
     if non_numeric:
         col = non_numeric[0]
         bad = pd.to_numeric(values[col], errors="coerce").isna().to_numpy()
