@@ -61,7 +61,7 @@ def test_missing_nested_field_points_at_its_table(tmp_path: Path) -> None:
 
 
 def test_unknown_host_type_names_the_exact_field_and_line(tmp_path: Path) -> None:
-    text = SMOKE.replace('{ type = "G5", count = 8 }', '{ type = "G6", count = 8 }')
+    text = SMOKE.replace('{ type = "G5", count = 4 }', '{ type = "G6", count = 4 }')
     path = _write(tmp_path, text)
     message = _error(path)
     assert f"{path}:{_line_of(text, 'G6')}: topology.ivns[1].hosts[1].type: unknown host type 'G6'" in message

@@ -217,8 +217,8 @@ def test_required_metric_missing_is_named(fake_loader) -> None:
 def test_instances_spread_over_ivns_in_order_by_host_count(fake_loader) -> None:
     fake_loader()
     pop = _build(_smoke(**{"workload.ivns": ["ivn-a", "ivn-b"], "workload.instances": 50}))
-    # ivn-a has 24 hosts and ivn-b 16: 30 then 20 instances
-    np.testing.assert_array_equal(pop.ivn_index, [0] * 30 + [1] * 20)
+    # ivn-a has 32 hosts and ivn-b 8: 40 then 10 instances
+    np.testing.assert_array_equal(pop.ivn_index, [0] * 40 + [1] * 10)
     only_b = _build(_smoke(**{"workload.ivns": ["ivn-b"]}))
     assert set(only_b.ivn_index.tolist()) == {1}
 
