@@ -12,8 +12,8 @@ from scenarios.traces.errors import TraceDownloadError, TraceFormatError, TraceN
 from sim.runner import SimulationError
 
 #: Errors caused by what the user asked for or gave (spec, names, overrides, missing or malformed
-#: traces, a fleet its instances do not fit on). Each one's ``str()`` is a complete one-line message, so the CLI prints it as is and exits
-#: with status 2.
+#: traces, a fleet its instances do not fit on). Each one's ``str()`` is a complete one-line
+#: message, so the CLI prints it as is and exits with status 2.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ScenarioError,
     PolicyConfigError,

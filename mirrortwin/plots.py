@@ -94,9 +94,7 @@ def host_utilisation_figure(result: RunResult) -> Figure:
 
 
 def _util_colormap() -> Colormap:
-    cmap = colormaps["viridis"].copy()
-    cmap.set_over("red")
-    return cmap
+    return colormaps["viridis"].with_extremes(over="red")
 
 
 def sla_energy_figure(result: RunResult) -> Figure:
