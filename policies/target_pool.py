@@ -84,9 +84,7 @@ class TargetPool:
         return hosts
 
     def _hopeless(self, ivn: int, request_mips: float, ram_bytes: float) -> bool:
-        return (
-            request_mips - FIT_TOLERANCE_MIPS > self._headroom_bound[ivn] or ram_bytes > self._ram_bound[ivn]
-        )
+        return request_mips - FIT_TOLERANCE_MIPS > self._headroom_bound[ivn] or ram_bytes > self._ram_bound[ivn]
 
     def _tighten(self, ivn: int) -> None:
         """Make the bounds exact, unless they already are (then recomputing would change nothing)."""

@@ -76,9 +76,7 @@ class ThresholdPolicy:
         self.target_selection = target_selection
         self.instance_selection = instance_selection
         self._target: TargetSelection = _named("target_selection", target_selection, TARGET_SELECTIONS)()
-        self._selection: InstanceSelection = _named(
-            "instance_selection", instance_selection, INSTANCE_SELECTIONS
-        )()
+        self._selection: InstanceSelection = _named("instance_selection", instance_selection, INSTANCE_SELECTIONS)()
 
     def decide(self, fleet: FleetSnapshot) -> MigrationPlan:
         """Return the moves that relieve overloaded hosts (and, if enabled, empty under-loaded ones)."""
@@ -90,7 +88,7 @@ class ThresholdPolicy:
         if overloaded.any():
             self._relieve_overloads(fleet, state, util_now, overloaded, received, moves)
         if self.underload_threshold is not None:
-            self._consolidate(fleet, state, util_now, overloaded, received, moves)
+            self._consolidate(fleet, state, self.underload_threshold, util_now, overloaded, received, moves)
         if not moves:
             return MigrationPlan.empty()
         assessments = {move.instance_id: move.risk for move in moves if move.risk is not None}
@@ -150,21 +148,19 @@ class ThresholdPolicy:
         self,
         fleet: FleetSnapshot,
         state: HostLoadState,
+        underload_threshold: float,
         util_now: FloatArray,
         overloaded: BoolArray,
         received: BoolArray,
         moves: list[Move],
     ) -> None:
-        assert self.underload_threshold is not None
         util = state.util()
         active = fleet.host_available & ~overloaded & (util > 0.0)
         inst_host = fleet.instance_host
         placed = np.flatnonzero(inst_host >= 0)
         # A host with an instance mid-migration cannot be emptied now, so it is no candidate.
-        busy = np.bincount(
-            inst_host[placed], weights=fleet.instance_in_migration[placed], minlength=fleet.n_hosts
-        )
-        candidates = np.flatnonzero(active & (util < self.underload_threshold) & ~received & (busy == 0))
+        busy = np.bincount(inst_host[placed], weights=fleet.instance_in_migration[placed], minlength=fleet.n_hosts)
+        candidates = np.flatnonzero(active & (util < underload_threshold) & ~received & (busy == 0))
         if candidates.size == 0:
             return
         candidates = candidates[np.argsort(util[candidates], kind="stable")]
@@ -203,9 +199,7 @@ class ThresholdPolicy:
                 moves.append(_move(fleet, inst, host, target, risk_util, MoveReason.UNDERLOAD))
 
 
-def _move(
-    fleet: FleetSnapshot, inst: int, source: int, target: int, util: float, reason: MoveReason
-) -> Move:
+def _move(fleet: FleetSnapshot, inst: int, source: int, target: int, util: float, reason: MoveReason) -> Move:
     instance_id = fleet.instance_ids[inst]
     risk = RiskAssessment(instance_id, risk_score=min(util, 1.0), predicted_load=util, health_metrics={})
     return Move(
@@ -232,4 +226,3 @@ def _named(parameter: str, value: Any, choices: Mapping[str, Callable[[], Rule]]
     if not isinstance(value, str) or value not in choices:
         raise PolicyConfigError(parameter, f"unknown rule {value!r}; valid: {', '.join(sorted(choices))}")
     return choices[value]
-

@@ -112,9 +112,7 @@ def initiate_migration(
         schedule: MigrationSchedule | None = None,
         replacement: str | None = None,
     ) -> MigrationResult:
-        return MigrationResult(
-            instance_id, target_ivn, outcome, schedule, replacement, start, clock.now(), reason
-        )
+        return MigrationResult(instance_id, target_ivn, outcome, schedule, replacement, start, clock.now(), reason)
 
     if risk.risk_score < settings.risk_threshold:
         return finish(
