@@ -44,6 +44,10 @@ class FleetSnapshot:
         instance_cpu_history: Past utilisation as a fraction of the instance's capacity, shape
             (instances, H), oldest first and newest last; NaN where not yet observed.
         instance_allowed_ivns: Optional boolean matrix (instances, IVNs) of permitted targets.
+        instance_pes: Processing elements (vCPUs) of each instance; ``None`` means one each. An
+            instance's demand is spread over its PEs, so it fits a host only if
+            ``request / pes <= host_pe_mips`` and ``pes <= host_pes``.
+        host_pes: Processing elements of each host; ``None`` means unlimited (only MIPS count).
     """
 
     now_s: float
@@ -63,6 +67,8 @@ class FleetSnapshot:
     instance_in_migration: BoolArray
     instance_cpu_history: FloatArray
     instance_allowed_ivns: BoolArray | None = None
+    instance_pes: IntArray | None = None
+    host_pes: IntArray | None = None
 
     @property
     def n_hosts(self) -> int:

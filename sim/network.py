@@ -91,17 +91,20 @@ class SharedNetwork:
 
     def rates_Bps(self) -> np.ndarray:
         """Current rate (bytes/s) of each active transfer under weighted fair sharing."""
-        if not self.active:
+        n = len(self.active)
+        if n == 0:
             return np.zeros(0)
-        n_links = len(self.capacity_Bps)
-        weights = np.zeros(n_links)
-        for t in self.active:
-            for link in t.links:
-                weights[link] += t.weight
-        rates = np.empty(len(self.active))
+        width = max(len(t.links) for t in self.active)
+        links = np.full((n, width), -1, dtype=np.int64)
         for i, t in enumerate(self.active):
-            rates[i] = min(self.capacity_Bps[link] * t.weight / weights[link] for link in t.links)
-        return rates
+            links[i, : len(t.links)] = t.links
+        w = np.fromiter((t.weight for t in self.active), dtype=np.float64, count=n)
+        valid = links >= 0
+        safe = np.where(valid, links, 0)
+        per_link = np.bincount(safe[valid], weights=np.broadcast_to(w[:, None], links.shape)[valid],
+                               minlength=len(self.capacity_Bps))
+        share = np.where(valid, self.capacity_Bps[safe] * w[:, None] / np.where(valid, per_link[safe], 1.0), np.inf)
+        return share.min(axis=1)
 
     def _poke(self) -> None:
         if not self._changed.triggered:
@@ -113,10 +116,12 @@ class SharedNetwork:
         self._last_s = self.env.now
         if dt <= 0 or not self.active:
             return
-        for t, rate in zip(self.active, self.rates_Bps(), strict=True):
-            moved = min(t.remaining_bytes, rate * dt)
-            t.remaining_bytes -= moved
-            self.bytes_delivered[t.tag] = self.bytes_delivered.get(t.tag, 0.0) + moved
+        rates = self.rates_Bps()
+        remaining = np.fromiter((t.remaining_bytes for t in self.active), dtype=np.float64, count=len(self.active))
+        moved = np.minimum(remaining, rates * dt)
+        for t, left, m in zip(self.active, (remaining - moved).tolist(), moved.tolist(), strict=True):
+            t.remaining_bytes = left
+            self.bytes_delivered[t.tag] = self.bytes_delivered.get(t.tag, 0.0) + m
 
     def _finish(self, t: Transfer) -> None:
         t.remaining_bytes = 0.0
