@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -49,14 +47,6 @@ def test_rows_follow_sorted_names(traces_root):
     k = len(ts.instance_ids) // 2
     expected = np.loadtxt(folder / ts.instance_ids[k], dtype=np.int64)
     np.testing.assert_allclose(ts.cpu_util[k], expected / 100.0, rtol=1e-6)
-
-
-def test_day_loads_fast(traces_root):
-    folder = traces_root / "planetlab" / "20110303"
-    load_planetlab_day(folder)  # warm the OS file cache
-    start = time.perf_counter()
-    load_planetlab_day(folder)
-    assert time.perf_counter() - start < 0.3
 
 
 def test_other_step_regrids(traces_root):
