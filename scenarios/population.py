@@ -27,6 +27,7 @@ class InstancePopulation:
         state_bytes: State a migration or full snapshot must move (defaults to ``ram_bytes``).
         ivn_index: Index (into the scenario's IVN list) of the IVN each instance starts in.
         demand: Demand series on the scenario's step, covering at least the scenario's duration.
+        pes: vCPUs of each instance (``None``: one each); demand spreads evenly over them.
     """
 
     instance_ids: tuple[str, ...]
@@ -37,6 +38,14 @@ class InstancePopulation:
     state_bytes: npt.NDArray[np.float64]
     ivn_index: npt.NDArray[np.int64]
     demand: TraceSet
+    pes: npt.NDArray[np.int64] | None = None
+
+    @property
+    def pes_or_ones(self) -> npt.NDArray[np.int64]:
+        """vCPUs of each instance, one each when the population does not say."""
+        if self.pes is None:
+            return np.ones(len(self.instance_ids), dtype=np.int64)
+        return np.asarray(self.pes, dtype=np.int64)
 
     @property
     def n_instances(self) -> int:

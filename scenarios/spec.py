@@ -150,7 +150,8 @@ class InstanceType(_Strict):
     """A VM/instance size. ``state_mb`` is the state a migration or snapshot must move."""
 
     name: str
-    mips: float = Field(gt=0, description="CPU capacity of the instance (MIPS, one PE)")
+    mips: float = Field(gt=0, description="CPU capacity of the instance (MIPS, over all its PEs)")
+    pes: int = Field(default=1, gt=0, description="vCPUs; each needs a host PE of at least mips/pes")
     ram_mb: float = Field(gt=0)
     state_mb: float | None = Field(default=None, gt=0, description="defaults to ram_mb")
 

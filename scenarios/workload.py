@@ -89,8 +89,8 @@ def build_population(
     demand = _demand(trace, rows, shifts, offset, n_steps)
     demand = replace(demand, extra={**demand.extra, "scenario": scenario.name, "mapping": wl.mapping})
 
-    type_names, mips, ram_bytes, state_bytes = _sizes(scenario, demand, rng, src)
-    _check_fit(scenario, type_names, mips, ram_bytes, src)
+    type_names, mips, ram_bytes, state_bytes, pes = _sizes(scenario, demand, rng, src)
+    _check_fit(scenario, type_names, mips, ram_bytes, pes, src)
     width = max(5, len(str(n - 1)))
     return InstancePopulation(
         instance_ids=tuple(f"vm-{i:0{width}d}" for i in range(n)),
@@ -101,6 +101,7 @@ def build_population(
         state_bytes=state_bytes,
         ivn_index=_start_ivns(scenario, n),
         demand=demand,
+        pes=pes,
     )
 
 
@@ -186,8 +187,8 @@ def _demand(trace: TraceSet, rows: IntArray, shifts: IntArray, offset: int, n_st
 
 def _sizes(
     scenario: Scenario, demand: TraceSet, rng: np.random.Generator, src: str
-) -> tuple[tuple[str, ...], FloatArray, FloatArray, FloatArray]:
-    """Give every instance a type: its name, MIPS, RAM and the state a migration must move."""
+) -> tuple[tuple[str, ...], FloatArray, FloatArray, FloatArray, IntArray]:
+    """Give every instance a type: its name, MIPS, RAM, the state a migration must move, and PEs."""
     wl = scenario.workload
     n = demand.n_instances
     if wl.type_assignment == "from_trace":
@@ -206,8 +207,13 @@ def _sizes(
                 f"{demand.instance_ids[bad[0]]} has no positive provisioned CPU/memory "
                 f"({bad.size} series in all)"
             )
+        # vCPUs from the trace where it says; otherwise as few as the fastest host PE allows.
+        fastest_pe = max(h.pe_mips for h in scenario.topology.host_types)
+        fallback = np.maximum(1, np.ceil(mips / fastest_pe))
+        cores = demand.cpu_cores if demand.cpu_cores is not None else np.full(n, np.nan)
+        pes = np.where(np.isfinite(cores) & (cores > 0), np.rint(cores), fallback).astype(np.int64)
         names = tuple(f"trace-{c:.0f}mips-{r / MB:.0f}mb" for c, r in zip(mips, ram, strict=True))
-        return names, mips, ram, ram.copy()
+        return names, mips, ram, ram.copy(), pes
     k = len(wl.instance_types)
     if wl.type_assignment == "blocks":
         idx = np.arange(n, dtype=np.int64) // math.ceil(n / k)
@@ -219,14 +225,25 @@ def _sizes(
     mips_t = np.array([t.mips for t in types], dtype=np.float64)
     ram_t = np.array([t.ram_mb * MB for t in types], dtype=np.float64)
     state_t = np.array([(t.state_mb or t.ram_mb) * MB for t in types], dtype=np.float64)
+    pes_t = np.array([t.pes for t in types], dtype=np.int64)
     names_t = [t.name for t in types]
-    return tuple(names_t[i] for i in idx), mips_t[idx], ram_t[idx], state_t[idx]
+    return tuple(names_t[i] for i in idx), mips_t[idx], ram_t[idx], state_t[idx], pes_t[idx]
 
 
-def _check_fit(scenario: Scenario, type_names: tuple[str, ...], mips: FloatArray, ram: FloatArray, src: str) -> None:
-    """Refuse instances bigger than every host type, which no placement could ever run."""
+def _check_fit(
+    scenario: Scenario, type_names: tuple[str, ...], mips: FloatArray, ram: FloatArray, pes: IntArray, src: str
+) -> None:
+    """Refuse instances bigger than every host type, which no placement could ever run.
+
+    An instance with ``pes`` vCPUs needs ``pes`` host PEs each at least ``mips / pes`` fast.
+    """
     hosts = scenario.topology.host_types
-    too_big = ~np.logical_or.reduce([(mips <= h.cpu_mips) & (ram <= h.ram_mb * MB) for h in hosts])
+    too_big = ~np.logical_or.reduce(
+        [
+            (mips <= h.cpu_mips) & (ram <= h.ram_mb * MB) & (pes <= h.pes) & (mips / pes <= h.pe_mips)
+            for h in hosts
+        ]
+    )
     if too_big.any():
         i = int(np.flatnonzero(too_big)[0])
         field = (

@@ -64,6 +64,8 @@ class SimTelemetry:
             instance_ram_bytes=dc.ram,
             instance_in_migration=(dc.migrating_to >= 0) | dc.busy | (dc.shadow_host >= 0),
             instance_cpu_history=hist,
+            instance_pes=dc.pes,
+            host_pes=dc.host_pes,
         )
 
     def health_metrics(self, instance_id: str) -> Mapping[str, float]:

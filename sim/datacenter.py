@@ -112,6 +112,7 @@ class Datacenter:
         types = {t.name: t for t in topo.host_types}
         self.host_cap = np.array([types[t].cpu_mips for t in host_type])
         self.host_pe_mips = np.array([types[t].pe_mips for t in host_type])
+        self.host_pes = np.array([types[t].pes for t in host_type], dtype=np.int64)
         self.host_ram = np.array([types[t].ram_mb * MB for t in host_type])
         self.host_nic_bps = np.array([types[t].nic_bandwidth_bps for t in host_type])
         tables = {name: _resample_power(t.power_w) for name, t in types.items()}
@@ -138,6 +139,7 @@ class Datacenter:
         self.instance_ids = pop.instance_ids
         self.instance_index = {x: i for i, x in enumerate(pop.instance_ids)}
         self.mips = np.asarray(pop.mips, dtype=np.float64)
+        self.pes = pop.pes_or_ones
         self.ram = np.asarray(pop.ram_bytes, dtype=np.float64)
         self.state_bytes = np.asarray(pop.state_bytes, dtype=np.float64)
         self.cpu_trace = pop.demand.cpu_util
@@ -148,6 +150,8 @@ class Datacenter:
             instance_ram=self.ram,
             instance_ivn=np.asarray(pop.ivn_index, dtype=np.int64),
             instance_ids=pop.instance_ids,
+            instance_pes=self.pes,
+            host_pes=self.host_pes,
             host_ivn=self.host_ivn,
             host_cap_mips=self.host_cap,
             host_pe_mips=self.host_pe_mips,

@@ -139,7 +139,8 @@ class MigrationExecutor:
         )[hosts]
         need = max(float(dc.request[i]), 1e-9)
         fits = (
-            (dc.host_pe_mips[hosts] >= min(need, float(dc.mips[i])))
+            (dc.host_pe_mips[hosts] >= min(need, float(dc.mips[i])) / dc.pes[i])
+            & (dc.host_pes[hosts] >= dc.pes[i])
             & (load + need <= dc.host_cap[hosts])
             & (ram_used + dc.ram[i] <= dc.host_ram[hosts])
         )

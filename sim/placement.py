@@ -3,7 +3,8 @@
 The scenario says where instances *start*; which host inside their IVN is decided here, once, the
 way CloudSim's power-aware allocation does it: instances in order, each on the host whose power draw
 rises least when it is added (ties to the lowest host index), counting every instance at its full
-provisioned CPU, and respecting per-PE capacity and memory. With all hosts idle this spreads the
+provisioned CPU, and respecting per-PE capacity (an instance with ``p`` vCPUs needs ``p`` host PEs
+each at least ``mips / p`` fast) and memory. With all hosts idle this spreads the
 instances, which is what the consolidation policies then start from.
 """
 
@@ -25,6 +26,8 @@ def power_aware_initial_placement(
     instance_ram: npt.NDArray[np.float64],
     instance_ivn: npt.NDArray[np.int64],
     instance_ids: tuple[str, ...],
+    instance_pes: npt.NDArray[np.int64],
+    host_pes: npt.NDArray[np.int64],
     host_ivn: npt.NDArray[np.int64],
     host_cap_mips: npt.NDArray[np.float64],
     host_pe_mips: npt.NDArray[np.float64],
@@ -44,7 +47,8 @@ def power_aware_initial_placement(
         for i in np.flatnonzero(instance_ivn == ivn):
             need = instance_mips[i]
             fits = (
-                (host_pe_mips[hosts] >= need)
+                (host_pe_mips[hosts] >= need / instance_pes[i])
+                & (host_pes[hosts] >= instance_pes[i])
                 & (used_mips[hosts] + need <= cap + 1e-9)
                 & (used_ram[hosts] + instance_ram[i] <= host_ram[hosts] + 1e-9)
             )

@@ -65,12 +65,12 @@ HEADER: tuple[str, ...] = (
     "Network received throughput [KB/s]",
     "Network transmitted throughput [KB/s]",
 )
-_USED = (0, 2, 4, 5, 6, 7, 8, 9, 10)  # header indices the loader needs
+_USED = (0, 1, 2, 4, 5, 6, 7, 8, 9, 10)  # header indices the loader needs
 _COLS = [f"c{i}" for i in range(len(HEADER))]
 _KEEP = [_COLS[i] for i in _USED]
 _FILE_RE = re.compile(r"^(\d+)\.csv(\.gz)?$")
 #: Bump when the cached arrays' meaning changes, so stale caches are ignored.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _METRICS = ("cpu_util", "mem_util", "net_rx_bps", "net_tx_bps", "disk_read_bps", "disk_write_bps")
 
 
@@ -82,6 +82,7 @@ class _VmSamples:
     values: npt.NDArray[np.float64]  # (rows, 6) in _METRICS order
     cpu_capacity_mhz: float
     mem_capacity_bytes: float
+    cpu_cores: float
 
 
 def vm_files(folder: Path) -> list[tuple[int, Path]]:
@@ -139,6 +140,7 @@ def load_bitbrains(
         **{m: grid.values[k] for k, m in enumerate(_METRICS)},  # type: ignore[arg-type]
         cpu_capacity_mhz=np.array([s.cpu_capacity_mhz for s in parsed], dtype=np.float64),
         mem_capacity_bytes=np.array([s.mem_capacity_bytes for s in parsed], dtype=np.float64),
+        cpu_cores=np.array([s.cpu_cores for s in parsed], dtype=np.float64),
         start_offsets_s=np.zeros(len(files), dtype=np.float64),
         source=str(folder),
         extra={
@@ -184,7 +186,7 @@ def _parse_vm_file(path: Path) -> _VmSamples:
         if np.isnan(cols[k]).any():
             line = int(np.flatnonzero(np.isnan(cols[k]))[0]) + 2
             raise TraceFormatError(path, line, f"empty value in column {HEADER[_COLS.index(k)]!r}")
-    t, cap_mhz, cpu_pct, mem_cap, mem_use, d_r, d_w, n_rx, n_tx = (cols[k] for k in _KEEP)
+    t, cores, cap_mhz, cpu_pct, mem_cap, mem_use, d_r, d_w, n_rx, n_tx = (cols[k] for k in _KEEP)
     with np.errstate(divide="ignore", invalid="ignore"):
         mem_util = np.where((mem_cap > 0) & (mem_use <= mem_cap), mem_use / mem_cap, np.nan)
     values = np.column_stack(
@@ -195,6 +197,7 @@ def _parse_vm_file(path: Path) -> _VmSamples:
         values=values,
         cpu_capacity_mhz=_first_positive(cap_mhz),
         mem_capacity_bytes=_first_positive(mem_cap) * BYTES_PER_KB,
+        cpu_cores=_first_positive(cores),
     )
 
 
@@ -241,6 +244,7 @@ def _write_cache(path: Path, ts: TraceSet) -> None:
             ids=np.asarray(ts.instance_ids),
             cpu_capacity_mhz=ts.cpu_capacity_mhz,
             mem_capacity_bytes=ts.mem_capacity_bytes,
+            cpu_cores=ts.cpu_cores,
             extra=np.asarray(json.dumps(ts.extra)),
             **arrays,
         )
@@ -259,6 +263,7 @@ def _read_cache(path: Path, name: str, folder: Path, step: float) -> TraceSet | 
                 **{m: z[m] for m in _METRICS},
                 cpu_capacity_mhz=z["cpu_capacity_mhz"],
                 mem_capacity_bytes=z["mem_capacity_bytes"],
+                cpu_cores=z["cpu_cores"],
                 start_offsets_s=np.zeros(len(ids), dtype=np.float64),
                 source=str(folder),
                 extra=json.loads(str(z["extra"])),

@@ -44,6 +44,7 @@ class TraceSet:
         disk_write_bps: Disk write rate, or None.
         cpu_capacity_mhz: Provisioned CPU per instance where the trace states it, or None.
         mem_capacity_bytes: Provisioned memory per instance where the trace states it, or None.
+        cpu_cores: Provisioned vCPUs per instance where the trace states it, or None.
         start_offsets_s: Offset of each row's step 0 from the trace's own epoch (0 when aligned).
         source: Where the files came from (for reports and provenance).
     """
@@ -59,6 +60,7 @@ class TraceSet:
     disk_write_bps: Matrix | None = None
     cpu_capacity_mhz: npt.NDArray[np.float64] | None = None
     mem_capacity_bytes: npt.NDArray[np.float64] | None = None
+    cpu_cores: npt.NDArray[np.float64] | None = None
     start_offsets_s: npt.NDArray[np.float64] | None = None
     source: str = ""
     extra: dict[str, str] = field(default_factory=dict)
@@ -100,7 +102,7 @@ class TraceSet:
             m = getattr(self, metric)
             if m is not None:
                 changes[metric] = m[idx]
-        for attr in ("cpu_capacity_mhz", "mem_capacity_bytes", "start_offsets_s"):
+        for attr in ("cpu_capacity_mhz", "mem_capacity_bytes", "cpu_cores", "start_offsets_s"):
             v = getattr(self, attr)
             if v is not None:
                 changes[attr] = v[idx]
