@@ -115,7 +115,8 @@ def run_named(
         progress: Optional ``progress(now_s, duration_s)`` callback.
 
     Raises:
-        ScenarioError, PolicyConfigError, TraceNotFoundError: one-line user errors.
+        ScenarioError, PolicyConfigError, TraceNotFoundError, SimulationError: one-line user errors
+            (see :data:`mirrortwin.errors.USER_ERRORS`).
     """
     spec = resolve_for_policy(scenario, policy=policy, overrides=overrides)
     return run_resolved(spec, settings=settings, progress=progress)
@@ -161,7 +162,8 @@ def prepare_comparison(
     never on the controller, so one build serves all runs and guarantees they replay the same demand.
 
     Raises:
-        ScenarioError, PolicyConfigError, TraceNotFoundError: one-line user errors.
+        ScenarioError, PolicyConfigError, TraceNotFoundError, SimulationError: one-line user errors
+            (see :data:`mirrortwin.errors.USER_ERRORS`).
     """
     specs = {name: resolve_for_policy(scenario, policy=name, overrides=overrides) for name in policies}
     for spec in specs.values():
