@@ -125,6 +125,8 @@ def sla_energy_figure(result: RunResult) -> Figure:
     active.set_ylabel("active hosts")
     handles = bottom.get_legend_handles_labels()[0] + active.get_legend_handles_labels()[0]
     bottom.legend(handles=handles, loc="upper left", fontsize="small")
+    for ax in (top, twin, bottom, active):
+        ax.set_ylim(bottom=0)  # counts and energy are never negative, even when a series is all zero
     return fig
 
 
