@@ -42,7 +42,7 @@ class InstancePopulation:
 
     @property
     def pes_or_ones(self) -> npt.NDArray[np.int64]:
-        """vCPUs of each instance, one each when the population does not say."""
+        """Return the vCPUs of each instance, one each when the population does not say."""
         if self.pes is None:
             return np.ones(len(self.instance_ids), dtype=np.int64)
         return np.asarray(self.pes, dtype=np.int64)

@@ -76,6 +76,11 @@ class IvnSpec(_Strict):
     location: str = ""
     cost_per_gb_hour: float = Field(default=0.0, ge=0)
     security_level: int = Field(default=0, ge=0)
+    cpu_overcommit_ratio: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="initial placement may book provisioned MIPS up to this multiple of a host's capacity",
+    )
     mirror_store_capacity_gb: float = Field(default=10_000.0, gt=0)
     mirror_store_restore_bps: float = Field(default=8e9, gt=0)
     host_order: Literal["grouped", "interleaved"] = Field(

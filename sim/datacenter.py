@@ -157,6 +157,7 @@ class Datacenter:
             host_pe_mips=self.host_pe_mips,
             host_ram=self.host_ram,
             host_power_w=self.host_power_w,
+            host_overcommit=np.array([topo.ivns[k].cpu_overcommit_ratio for k in self.host_ivn]),
         )
         n_i = len(self.instance_ids)
         self.migrating_to = np.full(n_i, -1, dtype=np.int64)

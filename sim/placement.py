@@ -33,16 +33,22 @@ def power_aware_initial_placement(
     host_pe_mips: npt.NDArray[np.float64],
     host_ram: npt.NDArray[np.float64],
     host_power_w: npt.NDArray[np.float64],
+    host_overcommit: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.int64]:
-    """Return the host index of every instance; raise :class:`PlacementError` if one cannot fit."""
+    """Return the host index of every instance; raise :class:`PlacementError` if one cannot fit.
+
+    ``host_overcommit`` lets a host book provisioned MIPS up to that multiple of its capacity (an
+    IVN's ``cpu_overcommit_ratio``): business fleets provision more vCPUs than they have cores.
+    """
     n_hosts = len(host_ivn)
+    overcommit = np.ones(n_hosts) if host_overcommit is None else host_overcommit
     used_mips = np.zeros(n_hosts)
     used_ram = np.zeros(n_hosts)
     placement = np.full(len(instance_mips), -1, dtype=np.int64)
     base_power = power_at(host_power_w, np.zeros(n_hosts))
     for ivn in np.unique(instance_ivn):
         hosts = np.flatnonzero(host_ivn == ivn)
-        cap = host_cap_mips[hosts]
+        cap = host_cap_mips[hosts] * overcommit[hosts]
         table = host_power_w[hosts]
         for i in np.flatnonzero(instance_ivn == ivn):
             need = instance_mips[i]
@@ -58,7 +64,7 @@ def power_aware_initial_placement(
                     f"of its IVN at t=0: add hosts or larger host types to the scenario's topology"
                 )
             cand = hosts[fits]
-            u_after = (used_mips[cand] + need) / host_cap_mips[cand]
+            u_after = np.minimum((used_mips[cand] + need) / host_cap_mips[cand], 1.0)
             delta = power_at(table[fits], u_after) - base_power[cand]
             h = int(cand[int(np.argmin(delta))])
             placement[i] = h

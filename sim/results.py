@@ -23,7 +23,7 @@ class RunResult:
         timeseries: One row per accounting step: ``time_s``, ``energy_j`` (that step), ``active_hosts``,
             ``overloaded_hosts``, ``mean_host_util``, ``migrations_started``, ``sla_violation_s``
             (active-host seconds over capacity in the step), ``bytes_moved`` and more.
-        host_util: Host CPU utilisation, one row per step (index ``time_s``), one column per host id.
+        host_util: Host CPU utilisation, one row per step: a ``time_s`` column, then one column per host id.
         migrations: One row per migration: ``instance_id``, ``source_host``, ``target_host``,
             ``source_ivn``, ``target_ivn``, ``kind``, ``reason``, ``start_s``, ``end_s``, ``bytes``,
             ``estimated_duration_s``, ``downtime_s``, ``outcome``.

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from mirrortwin.config import load_settings  # noqa: E402
+from mirrortwin.config import load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
