@@ -1,9 +1,11 @@
 """Target-host selection rules: which of the hosts that fit an instance receives it.
 
-Every rule implements :class:`TargetSelection` and works on a whole candidate array at once (numpy
-over hosts), never host by host, because a consolidation round places hundreds of instances over
-thousands of hosts every control tick. Candidates arrive already filtered for fit and ascending by
-host index, so "ties → lowest index" is numpy's ``argmin`` behaviour.
+A rule is a name (as configuration files refer to it) plus the id of its compiled scoring branch in
+:func:`policies.placement_kernels.choose_target`. The choice itself runs inside the placement
+kernels because a consolidation round places hundreds of instances, one after another, over
+thousands of hosts every control tick; a Python call per placement would cost more than the
+placement. Every rule scans fitting hosts in index order and keeps only a strictly better one, so
+ties go to the lowest host index.
 """
 
 from __future__ import annotations
@@ -11,47 +13,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-import numpy as np
-
-from policies.fleet import IntArray
-from policies.host_load_state import HostLoadState
+from policies import placement_kernels
 
 
 class TargetSelection(Protocol):
-    """Choose one host among the candidates that fit an instance."""
+    """Choose one host among the hosts that fit an instance."""
 
     name: str
-
-    def choose(self, state: HostLoadState, hosts: IntArray, request_mips: float) -> int:
-        """Return the chosen host index.
-
-        Args:
-            state: Working host load (already including moves planned earlier this round).
-            hosts: Non-empty, ascending indices of hosts that fit the instance.
-            request_mips: The instance's CPU request.
-        """
-        ...
+    kernel_id: int
+    """Which scoring branch of :func:`policies.placement_kernels.choose_target` implements the rule."""
 
 
 class FirstFit:
     """The lowest-indexed host that fits: cheapest rule and CloudSim's static placement."""
 
     name = "first_fit"
-
-    def choose(self, state: HostLoadState, hosts: IntArray, request_mips: float) -> int:
-        """Return the first candidate."""
-        return int(hosts[0])
+    kernel_id = placement_kernels.FIRST_FIT
 
 
 class LeastLoaded:
     """The host with the lowest utilisation after placement: spreads load, favours headroom."""
 
     name = "least_loaded"
-
-    def choose(self, state: HostLoadState, hosts: IntArray, request_mips: float) -> int:
-        """Return the candidate with the smallest resulting utilisation (ties → lowest index)."""
-        after = (state.load_mips[hosts] + request_mips) / state.capacity_mips[hosts]
-        return int(hosts[np.argmin(after)])
+    kernel_id = placement_kernels.LEAST_LOADED
 
 
 class PowerAwareBestFit:
@@ -63,11 +47,7 @@ class PowerAwareBestFit:
     """
 
     name = "power_aware_best_fit"
-
-    def choose(self, state: HostLoadState, hosts: IntArray, request_mips: float) -> int:
-        """Return the candidate with the minimum ``P(u_after) - P(u_now)`` (ties → lowest index)."""
-        increase = state.power_after(hosts, request_mips) - state.power_now_w[hosts]
-        return int(hosts[np.argmin(increase)])
+    kernel_id = placement_kernels.POWER_AWARE_BEST_FIT
 
 
 TARGET_SELECTIONS: dict[str, Callable[[], TargetSelection]] = {

@@ -16,7 +16,9 @@ Risk is the host's current utilisation (requested MIPS over capacity). A round h
    moves twice in one round (CloudSim 3.0.3 lets that happen by accident; see the reference §1.8).
 
 Working copies of host load are updated as the plan is built, so each placement sees the earlier
-ones. Only the instances being placed are looped over in Python; everything over hosts is numpy.
+ones. That chain of dependent placements (and the undo of failed evacuations) runs in the compiled
+kernels of :mod:`policies.placement_kernels`; this class validates parameters, computes the
+instance-selection key, and turns the kernel's move rows into :class:`~policies.records.Move` s.
 """
 
 from __future__ import annotations
@@ -27,12 +29,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from policies import placement_kernels
 from policies.errors import PolicyConfigError
-from policies.fleet import BoolArray, FleetSnapshot, FloatArray
-from policies.host_load_state import HostLoadState
+from policies.fleet import FleetSnapshot
 from policies.instance_selection import INSTANCE_SELECTIONS, InstanceSelection
 from policies.records import MigrationPlan, Move, MoveReason, RiskAssessment
-from policies.target_pool import TargetPool
 from policies.target_selection import TARGET_SELECTIONS, TargetSelection
 
 Rule = TypeVar("Rule")
@@ -80,123 +81,36 @@ class ThresholdPolicy:
 
     def decide(self, fleet: FleetSnapshot) -> MigrationPlan:
         """Return the moves that relieve overloaded hosts (and, if enabled, empty under-loaded ones)."""
-        state = HostLoadState(fleet, self.threshold)
-        util_now = state.util()
-        overloaded = fleet.host_available & (util_now > self.threshold)
-        received = np.zeros(fleet.n_hosts, dtype=np.bool_)
-        moves: list[Move] = []
-        if overloaded.any():
-            self._relieve_overloads(fleet, state, util_now, overloaded, received, moves)
-        if self.underload_threshold is not None:
-            self._consolidate(fleet, state, self.underload_threshold, util_now, overloaded, received, moves)
-        if not moves:
+        hosts, instances, rows = placement_kernels.fleet_arrays(fleet)
+        key = np.array(self._selection.sort_key(fleet, np.arange(fleet.n_instances)), dtype=np.float64)
+        n_moves = placement_kernels.threshold_round(
+            hosts,
+            instances,
+            key,
+            self.threshold,
+            placement_kernels.NO_UNDERLOAD if self.underload_threshold is None else self.underload_threshold,
+            self.allow_cross_ivn,
+            self._target.kernel_id,
+            rows,
+        )
+        if n_moves == 0:
             return MigrationPlan.empty()
+        moves = [
+            _move(fleet, inst, source, target, util, _REASONS[reason])
+            for inst, source, target, reason, util in zip(
+                rows.instance[:n_moves].tolist(),
+                rows.source[:n_moves].tolist(),
+                rows.target[:n_moves].tolist(),
+                rows.reason[:n_moves].tolist(),
+                rows.source_util[:n_moves].tolist(),
+                strict=True,
+            )
+        ]
         assessments = {move.instance_id: move.risk for move in moves if move.risk is not None}
         return MigrationPlan(moves=tuple(moves), assessments=assessments)
 
-    def _relieve_overloads(
-        self,
-        fleet: FleetSnapshot,
-        state: HostLoadState,
-        util_now: FloatArray,
-        overloaded: BoolArray,
-        received: BoolArray,
-        moves: list[Move],
-    ) -> None:
-        inst_host = fleet.instance_host
-        on_overloaded = np.zeros(fleet.n_instances, dtype=np.bool_)
-        placed = inst_host >= 0
-        on_overloaded[placed] = overloaded[inst_host[placed]]
-        candidates = np.flatnonzero(on_overloaded & ~fleet.instance_in_migration)
-        if candidates.size == 0:
-            return
-        # Order every overloaded host's candidates at once: by host, then selection key, then index.
-        order = np.lexsort((self._selection.sort_key(fleet, candidates), inst_host[candidates]))
-        candidates = candidates[order]
-        hosts = inst_host[candidates]
-        request = fleet.instance_cpu_request_mips[candidates]
-        # CPU removed from the host *before* each candidate leaves: a cumulative sum restarted per host.
-        cumulative = np.cumsum(request)
-        first = np.flatnonzero(np.r_[True, hosts[1:] != hosts[:-1]])
-        group_base = np.repeat(cumulative[first] - request[first], np.diff(np.r_[first, hosts.size]))
-        removed_before = cumulative - request - group_base
-        still_over = state.load_mips[hosts] - removed_before > self.threshold * state.capacity_mips[hosts]
-        picked = candidates[still_over]
-        sources = hosts[still_over]
-        state.remove(sources, request[still_over], fleet.instance_ram_bytes[picked])
 
-        by_request = np.argsort(-fleet.instance_cpu_request_mips[picked], kind="stable")
-        pool = TargetPool(state, fleet.host_available & ~overloaded)
-        cross_ivn = self.allow_cross_ivn and len(fleet.ivn_names) > 1
-        allowed = fleet.instance_allowed_ivns
-        for inst, source in zip(picked[by_request].tolist(), sources[by_request].tolist(), strict=True):
-            req = float(fleet.instance_cpu_request_mips[inst])
-            ram = float(fleet.instance_ram_bytes[inst])
-            ivn = int(fleet.host_ivn[source])
-            fitting = pool.fitting(ivn, req, ram)
-            if fitting.size == 0 and cross_ivn:
-                fitting = pool.fitting_elsewhere(ivn, req, ram, None if allowed is None else allowed[inst])
-            if fitting.size == 0:
-                state.move(-1, source, req, ram)  # fits nowhere: it stays where it is
-                continue
-            target = self._target.choose(state, fitting, req)
-            state.move(-1, target, req, ram)
-            received[target] = True
-            moves.append(_move(fleet, inst, source, target, float(util_now[source]), MoveReason.OVERLOAD))
-
-    def _consolidate(
-        self,
-        fleet: FleetSnapshot,
-        state: HostLoadState,
-        underload_threshold: float,
-        util_now: FloatArray,
-        overloaded: BoolArray,
-        received: BoolArray,
-        moves: list[Move],
-    ) -> None:
-        util = state.util()
-        active = fleet.host_available & ~overloaded & (util > 0.0)
-        inst_host = fleet.instance_host
-        placed = np.flatnonzero(inst_host >= 0)
-        # A host with an instance mid-migration cannot be emptied now, so it is no candidate.
-        busy = np.bincount(inst_host[placed], weights=fleet.instance_in_migration[placed], minlength=fleet.n_hosts)
-        candidates = np.flatnonzero(active & (util < underload_threshold) & ~received & (busy == 0))
-        if candidates.size == 0:
-            return
-        candidates = candidates[np.argsort(util[candidates], kind="stable")]
-        # Each host's instances, contiguous and by decreasing request, to evacuate in that order.
-        by_host = placed[np.lexsort((-fleet.instance_cpu_request_mips[placed], inst_host[placed]))]
-        host_sorted = inst_host[by_host]
-        starts = np.searchsorted(host_sorted, candidates, side="left").tolist()
-        ends = np.searchsorted(host_sorted, candidates, side="right").tolist()
-        pool = TargetPool(state, active)
-        request_all = fleet.instance_cpu_request_mips
-        ram_all = fleet.instance_ram_bytes
-        for host, start, end in zip(candidates.tolist(), starts, ends, strict=True):
-            if received[host]:
-                continue
-            pool.exclude(host)  # examined: never a target from now on
-            ivn = int(fleet.host_ivn[host])
-            members = by_host[start:end].tolist()
-            planned: list[tuple[int, int]] = []
-            for inst in members:
-                req, ram = float(request_all[inst]), float(ram_all[inst])
-                fitting = pool.fitting(ivn, req, ram)
-                if fitting.size == 0:
-                    break
-                target = self._target.choose(state, fitting, req)
-                state.move(host, target, req, ram)
-                planned.append((inst, target))
-            if len(planned) < len(members):  # all-or-nothing: undo this host's partial plan
-                for inst, target in reversed(planned):
-                    state.move(target, host, float(request_all[inst]), float(ram_all[inst]))
-                if planned:
-                    pool.invalidate()
-                continue
-            risk_util = float(util_now[host])
-            for inst, target in planned:
-                received[target] = True
-                moves.append(_move(fleet, inst, host, target, risk_util, MoveReason.UNDERLOAD))
+_REASONS = {placement_kernels.OVERLOAD: MoveReason.OVERLOAD, placement_kernels.UNDERLOAD: MoveReason.UNDERLOAD}
 
 
 def _move(fleet: FleetSnapshot, inst: int, source: int, target: int, util: float, reason: MoveReason) -> Move:
