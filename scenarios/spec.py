@@ -258,6 +258,23 @@ class ControllerSettings(_Strict):
     policy: str = "threshold"
     params: dict[str, Any] = Field(default_factory=dict)
     history_len: int = Field(default=30, gt=0)
+    risk_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="the workflow's 'Low Risk' cut-off for cross-IVN moves"
+    )
+    traffic_steps: list[float] = Field(
+        default_factory=lambda: [0.1, 0.25, 0.5, 1.0], min_length=1, description="LB weight steps"
+    )
+    dwell_s: float = Field(default=30.0, ge=0, description="time at each traffic step before a health check")
+    health_failure_probability: float = Field(
+        default=0.0, ge=0, le=1, description="chance that a replacement fails a health check (twin only)"
+    )
+
+    @field_validator("traffic_steps")
+    @classmethod
+    def _steps_rise_to_one(cls, v: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[0] <= 0 or v[-1] != 1.0:
+            raise ValueError("traffic_steps must be strictly increasing fractions in (0, 1] ending at 1.0")
+        return v
 
 
 class Scenario(_Strict):

@@ -143,9 +143,17 @@ class SharedNetwork:
             self._changed = env.event()
             yield env.timeout(max(wait, 0.0)) | self._changed
             self._advance()
-            finished = [t for t in self.active if t.remaining_bytes <= _DONE_EPS_BYTES * max(1.0, t.weight)]
-            if finished:
-                self.active = [t for t in self.active if t.remaining_bytes > _DONE_EPS_BYTES * max(1.0, t.weight)]
+            # Done when the bytes left would take less time than the clock can resolve at this
+            # instant (at t ~ 1e6 s a float cannot step by less than ~1e-10 s).
+            time_eps = max(1e-9, abs(env.now) * 1e-12)
+            rates = self.rates_Bps()
+            done_mask = [
+                t.remaining_bytes <= _DONE_EPS_BYTES * max(1.0, t.weight) or t.remaining_bytes <= r * time_eps
+                for t, r in zip(self.active, rates, strict=True)
+            ]
+            if any(done_mask):
+                finished = [t for t, d in zip(self.active, done_mask, strict=True) if d]
+                self.active = [t for t, d in zip(self.active, done_mask, strict=True) if not d]
                 for t in finished:
                     self.bytes_delivered[t.tag] = self.bytes_delivered.get(t.tag, 0.0) + t.remaining_bytes
                     self._finish(t)

@@ -56,7 +56,7 @@ def run_scenario(
     *,
     rng: np.random.Generator,
     progress: ProgressCallback | None = None,
-    health_failure_probability: float = 0.0,
+    health_failure_probability: float | None = None,
 ) -> RunResult:
     """Simulate ``scenario`` under ``policy`` and return its frames and summary.
 
@@ -66,7 +66,8 @@ def run_scenario(
         policy: The decision strategy the controller runs.
         rng: The run's generator; every random draw of the twin comes from it.
         progress: Called as ``progress(now_s, duration_s)`` once per accounting step.
-        health_failure_probability: Chance that a replacement fails a health check.
+        health_failure_probability: Chance that a replacement fails a health check; overrides
+            the scenario's ``controller.health_failure_probability``.
     """
     from sim.placement import PlacementError
 
@@ -78,7 +79,9 @@ def run_scenario(
         raise SimulationError(f"scenario {scenario.name}: {exc}") from None
     mirroring = SimMirroring(env, dc, scenario.rma, _store_ivns(scenario, np.asarray(population.ivn_index)))
     executor = MigrationExecutor(env, dc, mirroring, max_downtime_s=MAX_DOWNTIME_S)
-    lb = SimLoadBalancer(env, dc, rng, failure_probability=health_failure_probability)
+    ctl = scenario.controller
+    p_fail = ctl.health_failure_probability if health_failure_probability is None else health_failure_probability
+    lb = SimLoadBalancer(env, dc, rng, failure_probability=p_fail)
     controller = MigrationController(
         policy,
         telemetry=SimTelemetry(dc, scenario.rma.sampling_interval_s),
@@ -89,7 +92,9 @@ def run_scenario(
         settings=ControllerSettings(
             interval_s=scenario.controller.interval_s,
             history_len=scenario.controller.history_len,
-            workflow=WorkflowSettings(),
+            workflow=WorkflowSettings(
+                risk_threshold=ctl.risk_threshold, traffic_steps=tuple(ctl.traffic_steps), dwell_s=ctl.dwell_s
+            ),
         ),
     )
     duration = dc.n_steps * dc.step_s
