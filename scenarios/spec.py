@@ -272,7 +272,7 @@ class ControllerSettings(_Strict):
     @field_validator("traffic_steps")
     @classmethod
     def _steps_rise_to_one(cls, v: list[float]) -> list[float]:
-        if any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[0] <= 0 or v[-1] != 1.0:
+        if any(b <= a for a, b in itertools.pairwise(v)) or v[0] <= 0 or v[-1] != 1.0:
             raise ValueError("traffic_steps must be strictly increasing fractions in (0, 1] ending at 1.0")
         return v
 
