@@ -176,6 +176,9 @@ class Datacenter:
         self.k = 0  # current accounting step
         self._last_s = 0.0
         self._load_cache: FloatArray | None = None
+        self._presence = np.zeros(n_h, dtype=np.int64)
+        self._request_total = 0.0
+        self._migrating_request = 0.0
         self.migration_rows: list[tuple] = []  # filled by the migration executor
 
     # --- state ----------------------------------------------------------------------------------
@@ -183,37 +186,69 @@ class Datacenter:
         """Forget derived arrays after any change of placement, demand or traffic split."""
         self._load_cache = None
 
-    def host_load_mips(self) -> FloatArray:
-        """CPU demanded on each host now (MIPS): its instances, replacements, migration and RMA overhead."""
-        if self._load_cache is not None:
-            return self._load_cache
+    def _derive(self) -> FloatArray:
+        """Recompute host load, host presence counts and the demand totals from the state arrays."""
         n_h = len(self.host_ids)
         placed = self.host_of >= 0
         share = self.request * (1.0 - self.shadow_weight) + self.rma_overhead_mips
         load = np.bincount(self.host_of[placed], weights=share[placed], minlength=n_h)
+        presence = np.bincount(self.host_of[placed], minlength=n_h)
         sh = self.shadow_host >= 0
         if sh.any():
             load += np.bincount(
                 self.shadow_host[sh], weights=self.request[sh] * self.shadow_weight[sh], minlength=n_h
             )
+            presence += np.bincount(self.shadow_host[sh], minlength=n_h)
         mig = self.migrating_to >= 0
         if mig.any():
             load += np.bincount(
                 self.migrating_to[mig], weights=self.request[mig] * MIGRATION_CPU_OVERHEAD, minlength=n_h
             )
+            presence += np.bincount(self.migrating_to[mig], minlength=n_h)
+        self._presence = presence
+        self._request_total = float(self.request.sum())
+        self._migrating_request = float(self.request[mig | self.busy].sum())
         self._load_cache = load
         return load
+
+    def host_load_mips(self) -> FloatArray:
+        """CPU demanded on each host now (MIPS): its instances, replacements, migration and RMA overhead."""
+        if self._load_cache is not None:
+            return self._load_cache
+        return self._derive()
 
     def host_powered(self) -> npt.NDArray[np.bool_]:
         """Hosts that are switched on: they run, receive or mirror an instance (or all, if not idle-off)."""
         if not self.scenario.idle_hosts_off:
             return self.host_available.copy()
-        n_h = len(self.host_ids)
-        on = np.zeros(n_h, dtype=bool)
-        on[self.host_of[self.host_of >= 0]] = True
-        on[self.migrating_to[self.migrating_to >= 0]] = True
-        on[self.shadow_host[self.shadow_host >= 0]] = True
-        return on & self.host_available
+        self.host_load_mips()
+        return (self._presence > 0) & self.host_available
+
+    def begin_live_migration(self, i: int, h: int) -> None:
+        """Reserve host ``h`` for instance ``i``; updates the derived arrays in place (no recompute).
+
+        A consolidation round can start thousands of migrations; recomputing every host's load for
+        each would dominate the run, so the change is applied as a delta.
+        """
+        load = self.host_load_mips()
+        self.migrating_to[i] = h
+        load[h] += self.request[i] * MIGRATION_CPU_OVERHEAD
+        self._presence[h] += 1
+        if not self.busy[i]:
+            self._migrating_request += float(self.request[i])
+
+    def complete_live_migration(self, i: int, h: int) -> None:
+        """Instance ``i`` now runs on ``h``; its source is released (delta update, like the start)."""
+        load = self.host_load_mips()
+        src = int(self.host_of[i])
+        share = self.request[i] * (1.0 - self.shadow_weight[i]) + self.rma_overhead_mips[i]
+        load[src] -= share
+        load[h] += share - self.request[i] * MIGRATION_CPU_OVERHEAD
+        self._presence[src] -= 1
+        self.host_of[i] = h
+        self.migrating_to[i] = -1
+        if not self.busy[i]:
+            self._migrating_request -= float(self.request[i])
 
     def set_demand(self, k: int) -> None:
         """Take instance demand from trace step ``k`` (clamped to the trace's last step)."""
@@ -241,10 +276,8 @@ class Datacenter:
         over = on & (load > self.host_cap * (1 + 1e-12))
         s.violation_host_s[k] += float(over.sum()) * dt
         s.unserved_mips_s[k] += float(np.maximum(load - self.host_cap, 0.0)[on].sum()) * dt
-        s.requested_mips_s[k] += float(self.request.sum()) * dt
-        mig = (self.migrating_to >= 0) | self.busy
-        if mig.any():
-            s.degraded_mips_s[k] += float(self.request[mig].sum()) * MIGRATION_DEGRADATION * dt
+        s.requested_mips_s[k] += self._request_total * dt
+        s.degraded_mips_s[k] += self._migrating_request * MIGRATION_DEGRADATION * dt
 
     def record_step_state(self, k: int) -> None:
         """Store host utilisation and host counts at the start of step ``k`` (after demand changes)."""

@@ -79,7 +79,6 @@ class MigrationExecutor:
                 ops.append(completed(self.env, False))
                 continue
             ops.append(self._start_live(i, src, h, str(move.reason)))
-        dc.invalidate()
         return ops
 
     def _start_live(self, i: int, src: int, h: int, reason: str) -> SimOperation[bool]:
@@ -91,7 +90,7 @@ class MigrationExecutor:
             float(self.mirroring.dirty_Bps(i)),
             max_downtime_s=self.max_downtime_s,
         )
-        dc.migrating_to[i] = h
+        dc.begin_live_migration(i, h)
         k = min(dc.k, dc.n_steps - 1)
         dc.step.migrations_started[k] += 1
         t = dc.network.start([src, len(dc.host_ids) + h], plan.bytes_total, tag="migration")
@@ -101,9 +100,7 @@ class MigrationExecutor:
         def finish(_ev: simpy.Event) -> None:
             dc.advance()
             downtime = plan.last_round_bytes / max(t.rate_bps / 8.0, 1.0) + 0.02
-            dc.host_of[i] = h
-            dc.migrating_to[i] = -1
-            dc.invalidate()
+            dc.complete_live_migration(i, h)
             self._account(i, plan.bytes_total, downtime)
             self.rows.append(
                 (

@@ -7,6 +7,10 @@ weights (a batch of ``k`` snapshots weighs ``k``); a transfer moves at the small
 any of its links. This is the classic processor-sharing approximation of TCP fairness: cheap enough
 to recompute on every change, and exact for the single-link case that the closed-form migration
 models assume.
+
+Active transfers are kept as columns (links, weight, remaining bytes), so a consolidation round that
+starts thousands of migrations at once costs a few numpy operations per event, not a Python loop
+over every transfer.
 """
 
 from __future__ import annotations
@@ -19,31 +23,35 @@ import simpy
 
 #: Bytes below which a transfer is considered complete (guards float rounding).
 _DONE_EPS_BYTES = 1e-3
+#: Most links one transfer may cross (source NIC, inter-IVN link, store or destination NIC, ...).
+MAX_LINKS = 4
 
 
 @dataclass
 class Transfer:
-    """One transfer in flight.
+    """One transfer.
 
     Attributes:
         links: Indices of the links it crosses.
         weight: Its share weight on each link.
         size_bytes: Total bytes to move.
-        remaining_bytes: Bytes still to move.
         started_s: When it started.
         done: Event triggered (with the transfer itself) when the last byte arrives.
-        tag: Free-form label for accounting ("migration", "snapshot").
+        tag: Label for accounting ("migration", "snapshot").
+        finished_s: When the last byte arrived (NaN while in flight).
+        rate_bps: The rate it had when it last changed (bits/s); a finished transfer keeps its last.
+        remaining_bytes: Bytes left, refreshed whenever the network advances.
     """
 
     links: tuple[int, ...]
     weight: float
     size_bytes: float
-    remaining_bytes: float
     started_s: float
     done: simpy.Event
     tag: str
     finished_s: float = float("nan")
     rate_bps: float = 0.0
+    remaining_bytes: float = 0.0
 
 
 class SharedNetwork:
@@ -53,11 +61,22 @@ class SharedNetwork:
         self.env = env
         self.capacity_Bps = np.asarray(capacities_bps, dtype=np.float64) / 8.0
         self.names = tuple(names)
-        self.active: list[Transfer] = []
         self.bytes_delivered: dict[str, float] = {}
+        self._tags: list[str] = []
+        self._transfers: np.ndarray = np.empty(0, dtype=object)
+        self._links = np.zeros((0, MAX_LINKS), dtype=np.int64)
+        self._weight = np.zeros(0)
+        self._remaining = np.zeros(0)
+        self._tag = np.zeros(0, dtype=np.int64)
+        self._rates: np.ndarray | None = None
         self._last_s = env.now
         self._changed = env.event()
         env.process(self._run())
+
+    @property
+    def active(self) -> list[Transfer]:
+        """Transfers in flight, oldest first."""
+        return list(self._transfers.tolist())
 
     def link_index(self, name: str) -> int:
         """Index of the link called ``name``."""
@@ -70,41 +89,64 @@ class SharedNetwork:
             links=tuple(int(x) for x in links),
             weight=float(weight),
             size_bytes=float(size_bytes),
-            remaining_bytes=float(size_bytes),
             started_s=self.env.now,
             done=self.env.event(),
             tag=tag,
+            remaining_bytes=float(size_bytes),
         )
-        if t.remaining_bytes <= _DONE_EPS_BYTES or not t.links:
+        if t.size_bytes <= _DONE_EPS_BYTES or not t.links:
+            self._credit(tag, t.size_bytes)
             self._finish(t)
             return t
-        self.active.append(t)
+        if len(t.links) > MAX_LINKS:
+            raise ValueError(f"a transfer may cross at most {MAX_LINKS} links, got {len(t.links)}")
+        row = np.full((1, MAX_LINKS), -1, dtype=np.int64)
+        row[0, : len(t.links)] = t.links
+        if tag not in self._tags:
+            self._tags.append(tag)
+        cell = np.empty(1, dtype=object)
+        cell[0] = t
+        self._transfers = np.concatenate([self._transfers, cell])
+        self._links = np.concatenate([self._links, row])
+        self._weight = np.append(self._weight, t.weight)
+        self._remaining = np.append(self._remaining, t.size_bytes)
+        self._tag = np.append(self._tag, self._tags.index(tag))
+        self._rates = None
         self._poke()
         return t
 
     def cancel(self, transfer: Transfer) -> None:
         """Stop a transfer; the bytes it already moved stay counted, its event never fires."""
         self._advance()
-        if transfer in self.active:
-            self.active.remove(transfer)
-            self._poke()
+        for i, t in enumerate(self._transfers.tolist()):
+            if t is transfer:
+                keep = np.ones(len(self._transfers), dtype=bool)
+                keep[i] = False
+                self._compact(keep)
+                self._poke()
+                return
 
     def rates_Bps(self) -> np.ndarray:
         """Current rate (bytes/s) of each active transfer under weighted fair sharing."""
-        n = len(self.active)
+        if self._rates is None:
+            self._rates = self._compute_rates()
+        return self._rates
+
+    def _compute_rates(self) -> np.ndarray:
+        n = len(self._transfers)
         if n == 0:
             return np.zeros(0)
-        width = max(len(t.links) for t in self.active)
-        links = np.full((n, width), -1, dtype=np.int64)
-        for i, t in enumerate(self.active):
-            links[i, : len(t.links)] = t.links
-        w = np.fromiter((t.weight for t in self.active), dtype=np.float64, count=n)
+        links = self._links
         valid = links >= 0
         safe = np.where(valid, links, 0)
-        per_link = np.bincount(safe[valid], weights=np.broadcast_to(w[:, None], links.shape)[valid],
-                               minlength=len(self.capacity_Bps))
-        share = np.where(valid, self.capacity_Bps[safe] * w[:, None] / np.where(valid, per_link[safe], 1.0), np.inf)
+        w = np.broadcast_to(self._weight[:, None], links.shape)
+        per_link = np.bincount(safe[valid], weights=w[valid], minlength=len(self.capacity_Bps))
+        denom = np.where(valid, per_link[safe], 1.0)
+        share = np.where(valid, self.capacity_Bps[safe] * w / denom, np.inf)
         return share.min(axis=1)
+
+    def _credit(self, tag: str, nbytes: float) -> None:
+        self.bytes_delivered[tag] = self.bytes_delivered.get(tag, 0.0) + nbytes
 
     def _poke(self) -> None:
         if not self._changed.triggered:
@@ -114,14 +156,22 @@ class SharedNetwork:
         """Move every active transfer forward to ``env.now`` at its current rate."""
         dt = self.env.now - self._last_s
         self._last_s = self.env.now
-        if dt <= 0 or not self.active:
+        if dt <= 0 or not len(self._transfers):
             return
-        rates = self.rates_Bps()
-        remaining = np.fromiter((t.remaining_bytes for t in self.active), dtype=np.float64, count=len(self.active))
-        moved = np.minimum(remaining, rates * dt)
-        for t, left, m in zip(self.active, (remaining - moved).tolist(), moved.tolist(), strict=True):
-            t.remaining_bytes = left
-            self.bytes_delivered[t.tag] = self.bytes_delivered.get(t.tag, 0.0) + m
+        moved = np.minimum(self._remaining, self.rates_Bps() * dt)
+        self._remaining = self._remaining - moved
+        per_tag = np.bincount(self._tag, weights=moved, minlength=len(self._tags))
+        for k, nbytes in enumerate(per_tag.tolist()):
+            if nbytes:
+                self._credit(self._tags[k], nbytes)
+
+    def _compact(self, keep: np.ndarray) -> None:
+        self._transfers = self._transfers[keep]
+        self._links = self._links[keep]
+        self._weight = self._weight[keep]
+        self._remaining = self._remaining[keep]
+        self._tag = self._tag[keep]
+        self._rates = None
 
     def _finish(self, t: Transfer) -> None:
         t.remaining_bytes = 0.0
@@ -131,15 +181,12 @@ class SharedNetwork:
     def _run(self):  # type: ignore[no-untyped-def]
         env = self.env
         while True:
-            if not self.active:
+            if not len(self._transfers):
                 self._changed = env.event()
                 yield self._changed
                 continue
             rates = self.rates_Bps()
-            for t, r in zip(self.active, rates, strict=True):
-                t.rate_bps = r * 8.0
-            remaining = np.array([t.remaining_bytes for t in self.active])
-            wait = float(np.min(remaining / rates))
+            wait = float(np.min(self._remaining / rates))
             self._changed = env.event()
             yield env.timeout(max(wait, 0.0)) | self._changed
             self._advance()
@@ -147,13 +194,17 @@ class SharedNetwork:
             # instant (at t ~ 1e6 s a float cannot step by less than ~1e-10 s).
             time_eps = max(1e-9, abs(env.now) * 1e-12)
             rates = self.rates_Bps()
-            done_mask = [
-                t.remaining_bytes <= _DONE_EPS_BYTES * max(1.0, t.weight) or t.remaining_bytes <= r * time_eps
-                for t, r in zip(self.active, rates, strict=True)
-            ]
-            if any(done_mask):
-                finished = [t for t, d in zip(self.active, done_mask, strict=True) if d]
-                self.active = [t for t, d in zip(self.active, done_mask, strict=True) if not d]
-                for t in finished:
-                    self.bytes_delivered[t.tag] = self.bytes_delivered.get(t.tag, 0.0) + t.remaining_bytes
-                    self._finish(t)
+            done = (self._remaining <= _DONE_EPS_BYTES * np.maximum(1.0, self._weight)) | (
+                self._remaining <= rates * time_eps
+            )
+            if not done.any():
+                continue
+            idx = np.flatnonzero(done)
+            finished = self._transfers[idx].tolist()
+            leftovers = self._remaining[idx].tolist()
+            last_rates = rates[idx].tolist()
+            self._compact(~done)
+            for t, left, rate in zip(finished, leftovers, last_rates, strict=True):
+                self._credit(t.tag, left)
+                t.rate_bps = rate * 8.0
+                self._finish(t)
