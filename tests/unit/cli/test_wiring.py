@@ -12,7 +12,7 @@ from scenarios.spec import ScenarioError
 def test_same_policy_keeps_the_scenarios_params() -> None:
     spec = resolve_for_policy("planetlab-20110303", policy="threshold", overrides={})
     assert spec.controller.policy == "threshold"
-    assert spec.controller.params == {"threshold": 0.8}
+    assert spec.controller.params == {"threshold": 0.8, "underload_threshold": 1.0}
 
 
 def test_other_policy_drops_the_scenarios_params() -> None:
@@ -23,7 +23,7 @@ def test_other_policy_drops_the_scenarios_params() -> None:
 
 def test_set_params_apply_to_the_chosen_policy() -> None:
     spec = resolve_for_policy("planetlab-20110303", policy="threshold", overrides={"controller.params.threshold": 0.7})
-    assert spec.controller.params == {"threshold": 0.7}
+    assert spec.controller.params == {"threshold": 0.7, "underload_threshold": 1.0}
     other = resolve_for_policy("planetlab-20110303", policy="null", overrides={"controller.params.x": 1, "seed": 4})
     assert (other.controller.policy, other.controller.params, other.seed) == ("null", {"x": 1}, 4)
 

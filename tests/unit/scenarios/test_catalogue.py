@@ -43,7 +43,7 @@ def test_planetlab_template_is_the_cloudsim_setup() -> None:
     assert (s.workload.mapping, s.workload.type_assignment, s.workload.instances) == ("sorted", "blocks", None)
     assert (s.duration_s, s.step_s, s.controller.interval_s) == (86_400, 300, 300)
     assert s.controller.policy == "threshold"
-    assert s.controller.params == {"threshold": 0.8}
+    assert s.controller.params == {"threshold": 0.8, "underload_threshold": 1.0}
     assert not s.rma.enabled
 
 
@@ -61,7 +61,7 @@ def test_multi_ivn_scenarios_have_their_shape() -> None:
 def test_any_planetlab_day_resolves_from_the_template() -> None:
     s = resolve_scenario("planetlab-20110306", {"controller.params.threshold": 0.9})
     assert (s.name, s.workload.subset) == ("planetlab-20110306", "20110306")
-    assert s.controller.params == {"threshold": 0.9}
+    assert s.controller.params == {"threshold": 0.9, "underload_threshold": 1.0}
     assert s.n_hosts == 800
 
 
