@@ -89,6 +89,16 @@ def test_underload_is_all_or_nothing() -> None:
     assert thr(underload=True).decide(builder.build()).moves == ()
 
 
+def test_failed_evacuation_gives_its_headroom_back() -> None:
+    builder = FleetBuilder().host("h0").host("h1").host("h2").host("h3", capacity_mips=500.0, ram_bytes=1e9)
+    builder.instance("x", "h0", request_mips=150.0).instance("y", "h0", request_mips=150.0)
+    builder.instance("z", "h1", request_mips=600.0).instance("w", "h2", request_mips=700.0)
+    builder.instance("v", "h3", request_mips=190.0, ram_bytes=1e9)
+    # h0 (0.3) puts x on h1 (0.75), then y fits nowhere: undone. h3 (0.38) then needs h1 back at
+    # 0.6, since 0.6 + 0.19 = 0.79 passes THR 0.8 and 0.94 would not.
+    assert moves(thr(underload=True).decide(builder.build())) == [("v", "h1", MoveReason.UNDERLOAD)]
+
+
 def test_lr_and_lrr_policies_plan_alike() -> None:
     rng = np.random.default_rng(2)
     builder = FleetBuilder()
