@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from policies.consolidation_policy import CONSOLIDATION_POLICIES
 from policies.errors import DEFAULT_LOCATION, PolicyConfigError
 from policies.null_policy import NullPolicy
 from policies.ports import Policy
@@ -87,3 +88,5 @@ def _summary(factory: PolicyFactory) -> str:
 
 register_policy("null", NullPolicy)
 register_policy("threshold", ThresholdPolicy)
+for _name, _factory in CONSOLIDATION_POLICIES.items():
+    register_policy(_name, _factory)
