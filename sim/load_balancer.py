@@ -44,6 +44,8 @@ class SimLoadBalancer:
         self.failure_probability = failure_probability
         self.redirects = 0
         self.rollbacks = 0
+        #: ``(time_s, action, instance_id, replacement_weight)`` for every traffic change, in order.
+        self.log: list[tuple[float, str, str, float]] = []
 
     def set_weights(self, instance_id: str, weights: Mapping[str, float]) -> None:
         """Give the replacement its share of ``instance_id``'s traffic (the rest stays on the source)."""
@@ -54,6 +56,7 @@ class SimLoadBalancer:
         shadow = sum(w for b, w in weights.items() if split_backend(b)[1] is not None) / total
         dc.shadow_weight[i] = shadow if dc.shadow_host[i] >= 0 else 0.0
         dc.invalidate()
+        self.log.append((float(self.env.now), "weights", instance_id, float(dc.shadow_weight[i])))
 
     def check_health(self, backend_id: str) -> SimOperation[bool]:
         """Health check that completes after ``health_check_s``; may fail with the set probability."""
@@ -72,6 +75,7 @@ class SimLoadBalancer:
         dc.shadow_weight[i] = 0.0
         dc.invalidate()
         self.redirects += 1
+        self.log.append((float(self.env.now), "redirect", instance_id, 1.0))
 
     def rollback(self, instance_id: str, replacement_id: str) -> None:
         """All traffic back to the source; the replacement stops receiving requests."""
@@ -81,3 +85,4 @@ class SimLoadBalancer:
         dc.shadow_weight[i] = 0.0
         dc.invalidate()
         self.rollbacks += 1
+        self.log.append((float(self.env.now), "rollback", instance_id, 0.0))

@@ -14,40 +14,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import simpy
 
 from policies.controller import ControllerSettings, MigrationController
 from policies.ports import Policy
 from policies.waiting import Delay, Workflow
-from policies.workflow import WorkflowSettings
 from scenarios.population import InstancePopulation
 from scenarios.spec import Scenario
-from sim.adapters import SimClock, SimInstanceProvider, SimMirrorStorePort, SimTelemetry
 from sim.datacenter import Datacenter
 from sim.driver import drive
 from sim.load_balancer import SimLoadBalancer
 from sim.migration import MIGRATION_COLUMNS, MigrationExecutor
 from sim.mirroring import SimMirroring
 from sim.results import RunResult
+from sim.world import SimulationError, build_world
 
 WORKFLOW_COLUMNS = ("instance_id", "target_ivn", "outcome", "start_s", "end_s", "estimated_duration_s", "reason")
 ProgressCallback = Callable[[float, float], None]
-
-#: Maximum downtime a live migration's stop-and-copy may take (QEMU's default is 300 ms).
-MAX_DOWNTIME_S = 0.3
-
-
-class SimulationError(Exception):
-    """The scenario cannot be simulated as given (e.g. the instances don't fit). One-line message."""
-
-
-def _store_ivns(scenario: Scenario, instance_ivn: np.ndarray) -> np.ndarray:
-    """IVN whose Mirror Store holds each instance's snapshots: the configured one, else the next IVN."""
-    names = [i.name for i in scenario.topology.ivns]
-    if scenario.rma.target_ivn is not None:
-        return np.full(len(instance_ivn), names.index(scenario.rma.target_ivn), dtype=np.int64)
-    return (instance_ivn + 1) % len(names)
-
 
 def run_scenario(
     scenario: Scenario,
@@ -69,32 +51,20 @@ def run_scenario(
         health_failure_probability: Chance that a replacement fails a health check; overrides
             the scenario's ``controller.health_failure_probability``.
     """
-    from sim.placement import PlacementError
-
     wall0 = time.perf_counter()
-    env = simpy.Environment()
-    try:
-        dc = Datacenter(env, scenario, population)
-    except PlacementError as exc:
-        raise SimulationError(f"scenario {scenario.name}: {exc}") from None
-    mirroring = SimMirroring(env, dc, scenario.rma, _store_ivns(scenario, np.asarray(population.ivn_index)))
-    executor = MigrationExecutor(env, dc, mirroring, max_downtime_s=MAX_DOWNTIME_S)
-    ctl = scenario.controller
-    p_fail = ctl.health_failure_probability if health_failure_probability is None else health_failure_probability
-    lb = SimLoadBalancer(env, dc, rng, failure_probability=p_fail)
+    world = build_world(scenario, population, rng=rng, health_failure_probability=health_failure_probability)
+    env, dc, mirroring, executor, lb = world.env, world.dc, world.mirroring, world.executor, world.lb
     controller = MigrationController(
         policy,
-        telemetry=SimTelemetry(dc, scenario.rma.sampling_interval_s),
-        provider=SimInstanceProvider(env, dc, executor),
-        store=SimMirrorStorePort(dc, mirroring),
+        telemetry=world.telemetry,
+        provider=world.provider,
+        store=world.store,
         lb=lb,
-        clock=SimClock(env),
+        clock=world.clock,
         settings=ControllerSettings(
             interval_s=scenario.controller.interval_s,
             history_len=scenario.controller.history_len,
-            workflow=WorkflowSettings(
-                risk_threshold=ctl.risk_threshold, traffic_steps=tuple(ctl.traffic_steps), dwell_s=ctl.dwell_s
-            ),
+            workflow=world.workflow_settings(),
         ),
     )
     duration = dc.n_steps * dc.step_s
