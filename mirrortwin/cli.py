@@ -190,6 +190,37 @@ def cmd_traces_download(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    """``mirrortwin validate cloudsim-planetlab``: the twin against CloudSim 3.0.3's reference runs."""
+    from mirrortwin.validation import load_reference, to_markdown, validate
+
+    if args.suite != "cloudsim-planetlab":
+        raise UsageError(f"unknown validation suite {args.suite!r}; available: cloudsim-planetlab")
+    ref_path = args.reference or settings.traces_dir.parent / "reference" / "cloudsim-3.0.3-planetlab.csv"
+    reference = load_reference(Path(ref_path))
+    days = [d.strip() for d in args.days.split(",")] if args.days else None
+    policies = [p.strip() for p in args.policies.split(",")] if args.policies else None
+
+    def show(row: dict[str, object]) -> None:
+        print(f"{row['day']} {row['policy']}: {row['status']}", file=sys.stderr)
+
+    table = validate(reference, settings=settings, days=days, policies=policies, order=args.order, on_row=show)
+    if table.empty:
+        raise UsageError(f"no reference row matches --days/--policies/--order in {ref_path}")
+    out = args.out or settings.results_dir / "validate-cloudsim-planetlab"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "validation.csv", index=False)
+    markdown = to_markdown(table)
+    (out / "validation.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+    print(f"table: {out / 'validation.csv'}")
+    failed = int((table["status"] != "ok").sum())
+    if failed:
+        print(f"{failed} of {len(table)} rows are outside tolerance or unsupported", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser; each sub-command stores its handler in ``func``."""
     parser = _Parser(prog=PROG, description="Digital-twin testbed for adaptive resource mirroring and migration.")
@@ -222,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("name", metavar="NAME", help="trace set name (see 'mirrortwin traces list')")
     download.add_argument("--mirror", metavar="URL", help="base URL of a mirror to download from instead")
     download.set_defaults(func=cmd_traces_download)
+
+    check = commands.add_parser("validate", help="compare the twin with reference results (cloudsim-planetlab)")
+    check.add_argument("suite", metavar="SUITE", help="validation suite: cloudsim-planetlab")
+    check.add_argument("--days", metavar="D1,D2", help="PlanetLab days to run (default: every day in the reference)")
+    check.add_argument("--policies", metavar="P1,P2", help="reference policies to run, e.g. LR-MMT-1.2,DVFS")
+    check.add_argument("--order", default="sorted", help="reference rows of this trace order (default: sorted)")
+    check.add_argument("--reference", type=Path, metavar="FILE.csv", help="reference CSV (default: the shared one)")
+    check.add_argument("--out", type=Path, metavar="DIR", help="where to write validation.csv and .md")
+    check.set_defaults(func=cmd_validate)
     return parser
 
 

@@ -6,6 +6,7 @@ building and no policy registry: a bad flag is reported before any of those load
 
 from __future__ import annotations
 
+from mirrortwin.validation import ReferenceError
 from policies.errors import PolicyConfigError
 from scenarios.spec import ScenarioError
 from scenarios.traces.errors import TraceDownloadError, TraceFormatError, TraceNotFoundError
@@ -20,6 +21,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     TraceNotFoundError,
     TraceFormatError,
     SimulationError,
+    ReferenceError,
 )
 
 #: Failures of the environment rather than of the request (a download that did not complete); also
