@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from policies import placement_kernels
+from policies import detector_kernels, placement_kernels
 from policies.errors import PolicyConfigError
 from policies.fleet import BoolArray, FleetSnapshot, FloatArray, IntArray
 from policies.overload_detectors import (
@@ -50,6 +50,8 @@ from policies.target_selection import TARGET_SELECTIONS
 from policies.vm_selection import MaximumCorrelation, MinimumMigrationTime, VmSelection
 
 _SAME_IVN = np.bool_(True)
+_LAZY_CHECKS = 4
+"""Single-host detector checks per placement before the remaining candidates are checked at once."""
 _FULL_CAPACITY = 1.0  # CloudSim's isSuitableForVm: the request must fit the host's free MIPS.
 
 
@@ -64,25 +66,62 @@ class _WorkingLoad:
         self.fleet = fleet
         self.placement = placement
         capacity = fleet.instance_cpu_capacity_mips
-        self._vm_history_mips = np.nan_to_num(fleet.instance_cpu_history * capacity[:, None], nan=0.0)
+        self._vm_history_mips = np.ascontiguousarray(
+            np.nan_to_num(fleet.instance_cpu_history * capacity[:, None], nan=0.0), dtype=np.float64
+        )
         self._vm_observed = (~np.isnan(fleet.instance_cpu_history)).astype(np.int64)
         start = HostLoad.of(fleet)
-        self.util = start.util.copy()
-        self._history_mips = np.nan_to_num(start.history, nan=0.0) * fleet.host_cpu_capacity_mips[:, None]
+        self.util = np.array(start.util, dtype=np.float64)
+        self._history_mips = np.ascontiguousarray(
+            np.nan_to_num(start.history, nan=0.0) * fleet.host_cpu_capacity_mips[:, None], dtype=np.float64
+        )
         self._seen = np.zeros(self._history_mips.shape, dtype=np.int64)
         placed = placement >= 0
         np.add.at(self._seen, placement[placed], self._vm_observed[placed])
-        self.max_ram = start.max_ram_bytes.copy()
+        self.max_ram = np.array(start.max_ram_bytes, dtype=np.float64)
+        self.request = np.ascontiguousarray(fleet.instance_cpu_request_mips, dtype=np.float64)
+        self.host_capacity = np.ascontiguousarray(fleet.host_cpu_capacity_mips, dtype=np.float64)
+        self.ram = np.ascontiguousarray(fleet.instance_ram_bytes, dtype=np.float64)
+        self.vm_capacity = np.ascontiguousarray(capacity, dtype=np.float64)
+        self.vm_history = np.ascontiguousarray(fleet.instance_cpu_history, dtype=np.float64)
+        self.dirty: set[int] = set()
+        """Hosts whose placement changed since the kernel host state was last refreshed."""
 
     def move(self, instance: int, host: int, sign: int) -> None:
         """Add (``sign = 1``) or remove (``sign = -1``) ``instance`` on ``host``."""
-        fleet = self.fleet
-        self.util[host] += sign * fleet.instance_cpu_request_mips[instance] / fleet.host_cpu_capacity_mips[host]
-        self._history_mips[host] += sign * self._vm_history_mips[instance]
-        self._seen[host] += sign * self._vm_observed[instance]
-        self.placement[instance] = host if sign > 0 else -1
-        members = self.placement == host
-        self.max_ram[host] = float(fleet.instance_ram_bytes[members].max()) if members.any() else 0.0
+        detector_kernels.move_instance(
+            self.util,
+            self._history_mips,
+            self._seen,
+            self.placement,
+            self.max_ram,
+            self._vm_history_mips,
+            self._vm_observed,
+            self.request,
+            self.host_capacity,
+            self.ram,
+            instance,
+            host,
+            sign,
+        )
+        self.dirty.add(host)
+
+    def overloaded_after(self, kernel: int, safety: float, host: int, instance: int) -> bool:
+        """The compiled detector ``kernel``'s verdict on ``host`` with ``instance`` added."""
+        capacity = self.host_capacity[host]
+        return bool(
+            detector_kernels.overloaded_after(
+                kernel,
+                safety,
+                float(self.util[host] + self.request[instance] / capacity),
+                float(capacity),
+                self._history_mips[host],
+                self._seen[host],
+                self.vm_history[instance],
+                float(self.vm_capacity[instance]),
+                float(max(self.max_ram[host], self.ram[instance])),
+            )
+        )
 
     def load(self, hosts: IntArray) -> HostLoad:
         """Return the detector's view of ``hosts`` now."""
@@ -123,6 +162,7 @@ class ConsolidationPolicy:
         self.target_selection = target_selection
         self.underload = underload
         self._rule = TARGET_SELECTIONS[target_selection]().kernel_id
+        self._kernel = _detector_kernel(detector)
 
     def decide(self, fleet: FleetSnapshot) -> MigrationPlan:
         """Return the moves that relieve overloaded hosts and, if enabled, empty under-loaded ones."""
@@ -134,6 +174,7 @@ class ConsolidationPolicy:
         overloaded = self.detector.overloaded(work.load(all_hosts)) & fleet.host_available
         evicted = self._select(fleet, work, overloaded)
         placement_kernels.load_hosts(hosts, instances, _FULL_CAPACITY)
+        work.dirty.clear()
         active_start = util_start > 0.0
         moves: list[tuple[int, int, int, MoveReason]] = []
         eligible = fleet.host_available & ~overloaded
@@ -176,22 +217,68 @@ class ConsolidationPolicy:
         eligible: BoolArray,
         active_start: BoolArray,
     ) -> int:
-        """Choose and apply a target for unplaced instance ``i``; return it, or -1 if none passes."""
-        all_hosts = np.arange(fleet.n_hosts)
-        after = self.detector.overloaded(work.load(all_hosts).with_instance(fleet, all_hosts, i))
-        allowed = np.ascontiguousarray(eligible & ~(active_start & after))
+        """Choose and apply a target for unplaced instance ``i``; return it, or -1 if none passes.
+
+        Only hosts the target rule could pick need the detector's after-allocation verdict, so it is
+        asked lazily: the rule picks among eligible hosts, and while its pick was active at the start
+        of the round and would be overloaded with ``i``, that host is struck off and the rule asked
+        again. The rule scores each host on its own and keeps the first strictly best, so striking
+        rejected hosts one by one ends at the host it would pick with all of them struck at once.
+        After :data:`_LAZY_CHECKS` rejections the remaining candidates are judged in one vectorised
+        call. The detector is row-wise, so a host's verdict is the same whichever hosts it is asked
+        with.
+        """
         ivn = int(fleet.host_ivn[source])
-        target = int(placement_kernels.choose_target(hosts, instances, i, allowed, ivn, _SAME_IVN, self._rule))
+        allowed = np.array(eligible, dtype=np.bool_)
+        rule = self._rule
+        for _ in range(_LAZY_CHECKS):
+            target = int(placement_kernels.choose_target(hosts, instances, i, allowed, ivn, _SAME_IVN, rule))
+            if target < 0 or not active_start[target] or not self._overloaded_after_one(fleet, work, target, i):
+                break
+            allowed[target] = False
+        else:
+            pending = np.flatnonzero(allowed & active_start & (hosts.ivn == ivn))
+            if pending.size:
+                allowed[pending[self._overloaded_after(fleet, work, pending, i)]] = False
+            target = int(placement_kernels.choose_target(hosts, instances, i, allowed, ivn, _SAME_IVN, rule))
         if target >= 0:
             self._apply(hosts, instances, work, i, target)
         return target
+
+    def _overloaded_after_one(self, fleet: FleetSnapshot, work: _WorkingLoad, host: int, i: int) -> bool:
+        """:meth:`_overloaded_after` for one host, compiled where the detector has a kernel."""
+        if self._kernel is None:
+            return bool(self._overloaded_after(fleet, work, np.array([host]), i)[0])
+        return work.overloaded_after(self._kernel[0], self._kernel[1], host, i)
+
+    def _overloaded_after(self, fleet: FleetSnapshot, work: _WorkingLoad, hosts: IntArray, i: int) -> BoolArray:
+        """The detector's verdict on ``hosts`` with instance ``i`` added (``HostLoad.with_instance``)."""
+        base = work.load(hosts)
+        return self.detector.overloaded(base.with_instance(fleet, np.arange(hosts.size), i, hosts))
 
     @staticmethod
     def _apply(
         hosts: placement_kernels.Hosts, instances: placement_kernels.Instances, work: _WorkingLoad, i: int, host: int
     ) -> None:
         work.move(i, host, 1)
-        placement_kernels.load_hosts(hosts, instances, _FULL_CAPACITY)
+        for h in work.dirty:  # what load_hosts would recompute differently: the hosts that changed
+            detector_kernels.refresh_host(
+                h,
+                _FULL_CAPACITY,
+                instances.host,
+                instances.request_mips,
+                instances.ram_bytes,
+                hosts.capacity_mips,
+                hosts.ram_bytes,
+                hosts.steps_per_mips,
+                hosts.intercept_w,
+                hosts.slope_w,
+                hosts.load_mips,
+                hosts.headroom_mips,
+                hosts.ram_free_bytes,
+                hosts.power_now_w,
+            )
+        work.dirty.clear()
 
     def _evacuate(
         self,
@@ -237,6 +324,23 @@ class ConsolidationPolicy:
                 received[target] = True
                 moves.append((i, host, target, MoveReason.UNDERLOAD))
         return moves
+
+
+def _detector_kernel(detector: OverloadDetector) -> tuple[int, float] | None:
+    """The compiled after-allocation check of ``detector`` and its parameter, if it has one.
+
+    Only the exact classes qualify: a subclass (LRR among them) may decide differently.
+    """
+    kind = type(detector)
+    if kind is StaticThreshold:
+        return detector_kernels.THR, float(detector.threshold)  # type: ignore[attr-defined]
+    if kind is InterQuartileRange:
+        return detector_kernels.IQR, float(detector.safety)  # type: ignore[attr-defined]
+    if kind is MedianAbsoluteDeviation:
+        return detector_kernels.MAD, float(detector.safety)  # type: ignore[attr-defined]
+    if kind is LocalRegression:
+        return detector_kernels.LR, float(detector.safety)  # type: ignore[attr-defined]
+    return None
 
 
 def _plan(fleet: FleetSnapshot, moves: list[tuple[int, int, int, MoveReason]], util: FloatArray) -> MigrationPlan:

@@ -73,14 +73,18 @@ class HostLoad:
         np.maximum.at(max_ram, fleet.instance_host[placed], fleet.instance_ram_bytes[placed])
         return cls(fleet.host_cpu_util(), fleet.host_util_history(), max_ram)
 
-    def with_instance(self, fleet: FleetSnapshot, hosts: IntArray, instance: int) -> HostLoad:
+    def with_instance(
+        self, fleet: FleetSnapshot, hosts: IntArray, instance: int, fleet_hosts: IntArray | None = None
+    ) -> HostLoad:
         """Return the load of ``hosts`` as if ``instance`` were added to each of them.
 
         This is CloudSim's ``isHostOverUtilizedAfterAllocation``: ``vmCreate`` the VM, ask the same
         detector, ``vmDestroy`` it. The VM brings its request, its memory and its history (scaled from
         its own capacity to each host's), so history-based detectors see its past on the new host.
+        ``hosts`` index this load's rows; ``fleet_hosts`` (``hosts`` by default) are the same hosts'
+        indices in ``fleet``, for a load that covers only some of the fleet's hosts.
         """
-        capacity = fleet.host_cpu_capacity_mips[hosts]
+        capacity = fleet.host_cpu_capacity_mips[hosts if fleet_hosts is None else fleet_hosts]
         vm_mips = fleet.instance_cpu_capacity_mips[instance]
         util = self.util[hosts] + fleet.instance_cpu_request_mips[instance] / capacity
         vm_history = fleet.instance_cpu_history[instance] * vm_mips
