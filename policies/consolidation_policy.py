@@ -106,10 +106,10 @@ class _WorkingLoad:
         )
         self.dirty.add(host)
 
-    def overloaded_after(self, kernel: int, safety: float, host: int, instance: int) -> bool:
-        """The compiled detector ``kernel``'s verdict on ``host`` with ``instance`` added."""
+    def overloaded_after(self, kernel: int, safety: float, host: int, instance: int) -> int:
+        """The compiled detector ``kernel``'s verdict on ``host`` with ``instance`` added (1, 0 or undecided)."""
         capacity = self.host_capacity[host]
-        return bool(
+        return int(
             detector_kernels.overloaded_after(
                 kernel,
                 safety,
@@ -247,9 +247,11 @@ class ConsolidationPolicy:
 
     def _overloaded_after_one(self, fleet: FleetSnapshot, work: _WorkingLoad, host: int, i: int) -> bool:
         """:meth:`_overloaded_after` for one host, compiled where the detector has a kernel."""
-        if self._kernel is None:
-            return bool(self._overloaded_after(fleet, work, np.array([host]), i)[0])
-        return work.overloaded_after(self._kernel[0], self._kernel[1], host, i)
+        if self._kernel is not None:
+            verdict = work.overloaded_after(self._kernel[0], self._kernel[1], host, i)
+            if verdict != detector_kernels.UNDECIDED:
+                return verdict == 1
+        return bool(self._overloaded_after(fleet, work, np.array([host]), i)[0])
 
     def _overloaded_after(self, fleet: FleetSnapshot, work: _WorkingLoad, hosts: IntArray, i: int) -> BoolArray:
         """The detector's verdict on ``hosts`` with instance ``i`` added (``HostLoad.with_instance``)."""
@@ -329,9 +331,11 @@ class ConsolidationPolicy:
 def _detector_kernel(detector: OverloadDetector) -> tuple[int, float] | None:
     """The compiled after-allocation check of ``detector`` and its parameter, if it has one.
 
-    Only the exact classes qualify: a subclass (LRR among them) may decide differently.
+    Only the exact classes qualify: a subclass may decide differently.
     """
     kind = type(detector)
+    if kind is LocalRegressionRobust:
+        return detector_kernels.LRR, float(detector.safety)  # type: ignore[attr-defined]
     if kind is StaticThreshold:
         return detector_kernels.THR, float(detector.threshold)  # type: ignore[attr-defined]
     if kind is InterQuartileRange:

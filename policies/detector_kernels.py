@@ -10,7 +10,9 @@ The arithmetic is that of :mod:`policies.overload_detectors` operation for opera
 bit-identical: the history is divided by capacity before the instance's share is added, quartiles and
 medians are read from the sorted zero-trimmed prefix at the same 0-based positions, and LR's sums
 follow numpy's ``add.reduce`` over a row of 10 (first element, then an 8-way pairwise block of the
-other 9, then the rest). LRR is not compiled (its bisquare weights can open the 40 % gate).
+other 9, then the rest). LRR decides as LR unless its bisquare weights open the 40 % gate, which
+needs the median absolute residual to be 0 (six or more exact zeros); when five or more residuals
+are that close to 0 the kernel answers :data:`UNDECIDED` and the caller asks the numpy detector.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ MAD = 2
 """Kernel id of :class:`~policies.overload_detectors.MedianAbsoluteDeviation`."""
 LR = 3
 """Kernel id of :class:`~policies.overload_detectors.LocalRegression`."""
+LRR = 4
+"""Kernel id of :class:`~policies.overload_detectors.LocalRegressionRobust`."""
+
+UNDECIDED = -1
+"""What :func:`overloaded_after` returns when only the numpy detector can decide (LRR's rare case)."""
+
+_NEAR_ZERO = 1e-9
 
 _HISTORY = 30
 _FALLBACK = 0.7
@@ -66,11 +75,11 @@ def overloaded_after(
     vm_history_frac: FloatArray,
     vm_mips: float,
     max_ram: float,
-) -> bool:
-    """Whether a host would be overloaded with one instance added.
+) -> int:
+    """Whether a host would be overloaded with one instance added: 1 yes, 0 no, or :data:`UNDECIDED`.
 
     Args:
-        detector: :data:`THR`, :data:`IQR`, :data:`MAD` or :data:`LR`.
+        detector: :data:`THR`, :data:`IQR`, :data:`MAD`, :data:`LR` or :data:`LRR`.
         safety: The detector's parameter (THR: the threshold).
         util: Host utilisation with the instance's request already added.
         capacity: Host CPU capacity (MIPS).
@@ -81,7 +90,7 @@ def overloaded_after(
         max_ram: Largest memory on the host with the instance added.
     """
     if detector == THR:
-        return util > safety
+        return int(util > safety)
     n_hist = history_mips.shape[0]
     newest = np.zeros(_HISTORY)
     n_recent = min(n_hist, _HISTORY)
@@ -98,9 +107,9 @@ def overloaded_after(
         if newest[k] != 0.0:
             length = k + 1
             break
-    if detector == LR:
+    if detector >= LR:  # LR or LRR
         if length < _WINDOW:
-            return util > _FALLBACK
+            return int(util > _FALLBACK)
         y = np.empty(_WINDOW)
         for k in range(_WINDOW):
             y[k] = newest[_WINDOW - 1 - k]
@@ -115,13 +124,20 @@ def overloaded_after(
             dxy[k] = d * (y[k] - y_mean)
         slope = _reduce_sum(dxy) / _reduce_sum(dx)
         intercept = y_mean - slope * x_mean
+        if detector == LRR:
+            near_zero = 0
+            for k in range(_WINDOW):
+                if abs(y[k] - (intercept + slope * x[k])) < _NEAR_ZERO:
+                    near_zero += 1
+            if near_zero >= 5:
+                return UNDECIDED
         intervals = np.ceil(max_ram / _RATE / _INTERVAL)
         predicted = safety * (intercept + slope * (_WINDOW + intervals))
         if np.isnan(predicted):
-            return util > _FALLBACK
-        return predicted >= 1.0
+            return int(util > _FALLBACK)
+        return int(predicted >= 1.0)
     if length < _MIN_STATISTICAL:
-        return util > _FALLBACK
+        return int(util > _FALLBACK)
     ordered = np.sort(newest[:length])
     if detector == IQR:
         q1 = int(np.floor(0.25 * (length + 1) + 0.5)) - 1
@@ -132,8 +148,8 @@ def overloaded_after(
         deviation = np.sort(np.abs(newest[:length] - centre))
         threshold = 1.0 - safety * _median_sorted(deviation, length)
     if np.isnan(threshold):
-        return util > _FALLBACK
-    return util > threshold
+        return int(util > _FALLBACK)
+    return int(util > threshold)
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
