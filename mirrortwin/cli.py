@@ -204,7 +204,10 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     def show(row: dict[str, object]) -> None:
         print(f"{row['day']} {row['policy']}: {row['status']}", file=sys.stderr)
 
-    table = validate(reference, settings=settings, days=days, policies=policies, order=args.order, on_row=show)
+    maps = args.maps or Path(ref_path).parent / "cloudsim-20110303-steps"
+    table = validate(
+        reference, settings=settings, days=days, policies=policies, order=args.order, maps=maps, on_row=show
+    )
     if table.empty:
         raise UsageError(f"no reference row matches --days/--policies/--order in {ref_path}")
     out = args.out or settings.results_dir / "validate-cloudsim-planetlab"
@@ -260,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--policies", metavar="P1,P2", help="reference policies to run, e.g. LR-MMT-1.2,DVFS")
     check.add_argument("--order", default="sorted", help="reference rows of this trace order (default: sorted)")
     check.add_argument("--reference", type=Path, metavar="FILE.csv", help="reference CSV (default: the shared one)")
+    check.add_argument(
+        "--maps",
+        type=Path,
+        metavar="DIR",
+        help="folder of map_<day>_<order>.csv VM-to-trace lists for --order other than sorted "
+        "(default: cloudsim-20110303-steps/ next to the reference CSV)",
+    )
     check.add_argument("--out", type=Path, metavar="DIR", help="where to write validation.csv and .md")
     check.set_defaults(func=cmd_validate)
     return parser

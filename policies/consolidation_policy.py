@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from policies import detector_kernels, placement_kernels
+from policies import cloudsim_round, detector_kernels, placement_kernels
 from policies.errors import PolicyConfigError
 from policies.fleet import BoolArray, FleetSnapshot, FloatArray, IntArray
 from policies.overload_detectors import (
@@ -47,11 +47,18 @@ from policies.overload_detectors import (
 )
 from policies.records import MigrationPlan, Move, MoveReason, RiskAssessment
 from policies.target_selection import TARGET_SELECTIONS
-from policies.vm_selection import MaximumCorrelation, MinimumMigrationTime, VmSelection
+from policies.vm_selection import (
+    MaximumCorrelation,
+    MinimumMigrationTime,
+    MinimumUtilization,
+    RandomSelection,
+    VmSelection,
+)
 
 _SAME_IVN = np.bool_(True)
 _LAZY_CHECKS = 4
 """Single-host detector checks per placement before the remaining candidates are checked at once."""
+_MB = 1_000_000  # bytes in CloudSim's MB (its migration time is RAM_MB / 62.5 s)
 _FULL_CAPACITY = 1.0  # CloudSim's isSuitableForVm: the request must fit the host's free MIPS.
 
 
@@ -138,9 +145,14 @@ class ConsolidationPolicy:
         target_selection: Name of the rule choosing among fitting hosts (see
             :data:`policies.target_selection.TARGET_SELECTIONS`); PABFD by default.
         underload: Whether to evacuate under-loaded hosts after overload relief.
+        cloudsim_quirks: Make CloudSim 3.0.3's decisions exactly, bookkeeping quirks included
+            (:mod:`policies.cloudsim_round`): PABFD against the power of the last accounting
+            update, allocation capped at PE MIPS, duplicate moves of the under-load step. Needs a
+            fleet view with ``host_cpu_util_last`` and ``instance_list_rank`` (the twin's
+            ``accounting = "cloudsim"``); always PABFD with under-load evacuation.
 
     Raises:
-        PolicyConfigError: Unknown target rule, or ``underload`` not a bool.
+        PolicyConfigError: Unknown target rule, ``underload`` or ``cloudsim_quirks`` not a bool.
     """
 
     name = "consolidation"
@@ -151,7 +163,10 @@ class ConsolidationPolicy:
         selection: VmSelection,
         target_selection: str = "power_aware_best_fit",
         underload: bool = True,
+        cloudsim_quirks: bool = False,
     ) -> None:
+        if not isinstance(cloudsim_quirks, bool):
+            raise PolicyConfigError("cloudsim_quirks", f"must be true or false, got {cloudsim_quirks!r}")
         if not isinstance(target_selection, str) or target_selection not in TARGET_SELECTIONS:
             valid = ", ".join(sorted(TARGET_SELECTIONS))
             raise PolicyConfigError("target_selection", f"unknown rule {target_selection!r}; valid: {valid}")
@@ -161,11 +176,14 @@ class ConsolidationPolicy:
         self.selection = selection
         self.target_selection = target_selection
         self.underload = underload
+        self.cloudsim_quirks = cloudsim_quirks
         self._rule = TARGET_SELECTIONS[target_selection]().kernel_id
         self._kernel = _detector_kernel(detector)
 
     def decide(self, fleet: FleetSnapshot) -> MigrationPlan:
         """Return the moves that relieve overloaded hosts and, if enabled, empty under-loaded ones."""
+        if self.cloudsim_quirks:
+            return self._decide_cloudsim(fleet)
         hosts, instances, _ = placement_kernels.fleet_arrays(fleet)
         origin = instances.host.copy()
         work = _WorkingLoad(fleet, instances.host)  # the kernels read the same placement array
@@ -191,6 +209,49 @@ class ConsolidationPolicy:
         if self.underload:
             moves.extend(self._evacuate(fleet, hosts, instances, work, origin, overloaded, received, util_start))
         return _plan(fleet, moves, util_start)
+
+    def _decide_cloudsim(self, fleet: FleetSnapshot) -> MigrationPlan:
+        """CloudSim's round on its own bookkeeping (:func:`policies.cloudsim_round.optimize_allocation`)."""
+        if fleet.host_cpu_util_last is None or fleet.instance_list_rank is None:
+            raise PolicyConfigError(
+                "cloudsim_quirks",
+                "needs a world that books like CloudSim (host_cpu_util_last, instance_list_rank): "
+                "run the scenario with accounting = 'cloudsim'",
+            )
+        detector, safety = _cloudsim_detector(self.detector)
+        selection = _cloudsim_selection(self.selection)
+        hist = fleet.instance_cpu_history
+        observed = ~np.isnan(hist)
+        newest_first = np.nan_to_num(hist[:, ::-1], nan=0.0)
+        draws = (
+            self.selection.rng.random(fleet.n_instances + 1)  # type: ignore[attr-defined]
+            if selection == cloudsim_round.RS
+            else np.zeros(1)
+        )
+        vms, sources, targets, why, _ = cloudsim_round.optimize_allocation(
+            host_of=fleet.instance_host,
+            list_rank=fleet.instance_list_rank,
+            request_mips=fleet.instance_cpu_request_mips,
+            vm_mips=fleet.instance_cpu_capacity_mips,
+            ram_mb=fleet.instance_ram_bytes / _MB,
+            in_migration=fleet.instance_in_migration,
+            history_newest_first=newest_first,
+            history_len=observed.sum(axis=1),
+            host_total_mips=fleet.host_cpu_capacity_mips,
+            host_pe_mips=fleet.host_pe_mips,
+            host_power_w=fleet.host_power_w,
+            host_util_last=fleet.host_cpu_util_last,
+            detector=detector,
+            safety=safety,
+            selection=selection,
+            draws=draws,
+        )
+        reasons = (MoveReason.OVERLOAD, MoveReason.UNDERLOAD)
+        moves = [
+            (int(v), int(s), int(t), reasons[int(w)])
+            for v, s, t, w in zip(vms.tolist(), sources.tolist(), targets.tolist(), why.tolist(), strict=True)
+        ]
+        return _plan(fleet, moves, fleet.host_cpu_util_last)
 
     def _select(self, fleet: FleetSnapshot, work: _WorkingLoad, overloaded: BoolArray) -> list[int]:
         """Take instances off each overloaded host until the detector clears it (§1.8 step 3)."""
@@ -347,6 +408,34 @@ def _detector_kernel(detector: OverloadDetector) -> tuple[int, float] | None:
     return None
 
 
+def _cloudsim_detector(detector: OverloadDetector) -> tuple[int, float]:
+    """The CloudSim round's detector id and parameter; LRR decides as LR there (reference §1.9)."""
+    kind = type(detector)
+    if kind is StaticThreshold:
+        return cloudsim_round.THR, float(detector.threshold)  # type: ignore[attr-defined]
+    if kind is InterQuartileRange:
+        return cloudsim_round.IQR, float(detector.safety)  # type: ignore[attr-defined]
+    if kind is MedianAbsoluteDeviation:
+        return cloudsim_round.MAD, float(detector.safety)  # type: ignore[attr-defined]
+    if kind in (LocalRegression, LocalRegressionRobust):
+        return cloudsim_round.LR, float(detector.safety)  # type: ignore[attr-defined]
+    raise PolicyConfigError("cloudsim_quirks", f"CloudSim has no detector like {type(detector).__name__}")
+
+
+def _cloudsim_selection(selection: VmSelection) -> int:
+    """The CloudSim round's VM-selection id."""
+    kinds = {
+        MinimumMigrationTime: cloudsim_round.MMT,
+        MinimumUtilization: cloudsim_round.MU,
+        MaximumCorrelation: cloudsim_round.MC,
+        RandomSelection: cloudsim_round.RS,
+    }
+    kind = kinds.get(type(selection))
+    if kind is None:
+        raise PolicyConfigError("cloudsim_quirks", f"CloudSim has no VM selection like {type(selection).__name__}")
+    return kind
+
+
 def _plan(fleet: FleetSnapshot, moves: list[tuple[int, int, int, MoveReason]], util: FloatArray) -> MigrationPlan:
     if not moves:
         return MigrationPlan.empty()
@@ -382,9 +471,14 @@ def _factory(
     selection: Callable[[], VmSelection],
 ) -> Callable[..., ConsolidationPolicy]:
     def make(
-        safety: float = default_safety, target_selection: str = "power_aware_best_fit", underload: bool = True
+        safety: float = default_safety,
+        target_selection: str = "power_aware_best_fit",
+        underload: bool = True,
+        cloudsim_quirks: bool = False,
     ) -> ConsolidationPolicy:
-        policy = ConsolidationPolicy(detector(_safety(safety)), selection(), target_selection, underload)
+        policy = ConsolidationPolicy(
+            detector(_safety(safety)), selection(), target_selection, underload, cloudsim_quirks=cloudsim_quirks
+        )
         policy.name = name
         return policy
 

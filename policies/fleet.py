@@ -48,6 +48,11 @@ class FleetSnapshot:
             instance's demand is spread over its PEs, so it fits a host only if
             ``request / pes <= host_pe_mips`` and ``pes <= host_pes``.
         host_pes: Processing elements of each host; ``None`` means unlimited (only MIPS count).
+        host_cpu_util_last: Utilisation each host had at its last accounting update, as allocated
+            (not requested) MIPS over capacity. Only a world that books like CloudSim provides it
+            (``accounting = "cloudsim"``); CloudSim's PABFD and under-load step read it.
+        instance_list_rank: Order of instances in their host's VM list (smaller = earlier); CloudSim
+            breaks VM-selection ties by it. Provided with ``host_cpu_util_last``.
     """
 
     now_s: float
@@ -69,6 +74,8 @@ class FleetSnapshot:
     instance_allowed_ivns: BoolArray | None = None
     instance_pes: IntArray | None = None
     host_pes: IntArray | None = None
+    host_cpu_util_last: FloatArray | None = None
+    instance_list_rank: IntArray | None = None
 
     @property
     def n_hosts(self) -> int:

@@ -370,4 +370,3 @@ class LocalRegressionRobust(LocalRegression):
         robust_intercept, robust_slope = cloudsim_weighted_line(y, bisquare_weights(residuals))
         failed = np.isnan(robust_intercept) | np.isnan(robust_slope)
         return np.where(failed, intercept, robust_intercept), np.where(failed, slope, robust_slope)
-

@@ -175,10 +175,16 @@ class Workload(_Strict):
         "a list pools the series of several subsets (useful with mapping = 'sample')",
     )
     instances: int | None = Field(default=None, gt=0, description="default: one per trace series")
-    mapping: Literal["sorted", "random", "sample"] = Field(
+    mapping: Literal["sorted", "random", "sample", "listed"] = Field(
         default="sorted",
         description="sorted: series i -> instance i in file-name order; random: a seeded permutation; "
-        "sample: draw series with replacement and shift each by a random whole number of steps",
+        "sample: draw series with replacement and shift each by a random whole number of steps; "
+        "listed: instance i replays the series named on row i of series_file",
+    )
+    series_file: str | None = Field(
+        default=None,
+        description="mapping = 'listed': a CSV with a trace_file column (or one series name per line), e.g. the "
+        "order CloudSim's File.listFiles() gave on the machine that made a reference run",
     )
     instance_types: list[InstanceType] = Field(
         default_factory=list, description="required unless type_assignment = 'from_trace'"
@@ -222,6 +228,8 @@ class Workload(_Strict):
         names = [t.name for t in self.instance_types]
         if len(set(names)) != len(names):
             raise ValueError(f"instance_types: names must be unique, got {names}")
+        if (self.mapping == "listed") != (self.series_file is not None):
+            raise ValueError("series_file: give it exactly when mapping = 'listed'")
         if isinstance(self.subset, list) and not self.subset:
             raise ValueError("subset: an empty list names no trace; leave it out for the default")
         return self
@@ -291,6 +299,20 @@ class Scenario(_Strict):
     rma: RmaSettings = RmaSettings()
     controller: ControllerSettings = ControllerSettings()
     idle_hosts_off: bool = Field(default=True, description="a host with no load draws 0 W")
+    power_aware: bool = Field(
+        default=True,
+        description="false: every host draws its 100 % power at all times (CloudSim's non-power-aware NPA baseline)",
+    )
+    initial_placement: Literal["power_aware_best_fit", "first_fit"] = Field(
+        default="power_aware_best_fit",
+        description="t = 0 placement: power-aware best fit (CloudSim's migrating policies) or first fit in host "
+        "order (CloudSim's DVFS and NPA runs)",
+    )
+    accounting: Literal["twin", "cloudsim"] = Field(
+        default="twin",
+        description="twin: the twin's own physics; cloudsim: CloudSim 3.0.3's bookkeeping, for validation "
+        "(sim/cloudsim_accounting.py, docs/validation.md)",
+    )
 
     _source: str = PrivateAttr(default="")
 

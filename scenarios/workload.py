@@ -67,7 +67,8 @@ def build_population(
             f"{trace.name} has no {', '.join(missing)} (it has {', '.join(trace.metrics())})"
         )
 
-    n = wl.instances or trace.n_instances
+    listed = _listed_series(wl.series_file, trace, src) if wl.mapping == "listed" else None
+    n = wl.instances or (len(listed) if listed is not None else trace.n_instances)
     if n > trace.n_instances and wl.mapping != "sample":
         raise ScenarioError(
             f"{locate_field(src, 'workload.instances')}: workload.instances: {n} instances but trace "
@@ -85,7 +86,15 @@ def build_population(
             "workload.mapping = 'sample'"
         )
 
-    rows, shifts = _map_series(wl.mapping, trace.n_instances, n, trace.n_steps, rng)
+    if listed is not None:
+        if n > len(listed):
+            raise ScenarioError(
+                f"{locate_field(src, 'workload.instances')}: workload.instances: {n} instances but "
+                f"{wl.series_file} lists only {len(listed)} series"
+            )
+        rows, shifts = listed[:n], np.zeros(n, dtype=np.int64)
+    else:
+        rows, shifts = _map_series(wl.mapping, trace.n_instances, n, trace.n_steps, rng)
     demand = _demand(trace, rows, shifts, offset, n_steps)
     demand = replace(demand, extra={**demand.extra, "scenario": scenario.name, "mapping": wl.mapping})
 
@@ -152,6 +161,33 @@ def _on_step(trace: TraceSet, step_s: float) -> TraceSet:
 
     changes: dict[str, object] = {m: regrid_matrix(getattr(trace, m), trace.step_s, step_s) for m in trace.metrics()}
     return replace(trace, step_s=step_s, **changes)  # type: ignore[arg-type]
+
+
+def _listed_series(path: str | None, trace: TraceSet, src: str) -> IntArray:
+    """Rows of ``trace`` named, in order, by ``path`` (a ``trace_file`` CSV column or one name per line)."""
+    where = locate_field(src, "workload.series_file")
+    try:
+        lines = Path(str(path)).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{where}: workload.series_file: cannot read {path} ({exc})") from None
+    column = 0
+    first = 0
+    if lines and "trace_file" in lines[0].split(","):
+        column = lines[0].split(",").index("trace_file")
+        first = 1
+    index = {name: i for i, name in enumerate(trace.instance_ids)}
+    rows: list[int] = []
+    for number, line in enumerate(lines[first:], start=first + 1):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        name = cells[column].strip() if column < len(cells) else ""
+        if name not in index:
+            raise ScenarioError(f"{path}:{number}: series {name!r} is not in trace {trace.name}")
+        rows.append(index[name])
+    if not rows:
+        raise ScenarioError(f"{where}: workload.series_file: {path} names no series")
+    return np.asarray(rows, dtype=np.int64)
 
 
 def _map_series(
@@ -239,10 +275,7 @@ def _check_fit(
     """
     hosts = scenario.topology.host_types
     too_big = ~np.logical_or.reduce(
-        [
-            (mips <= h.cpu_mips) & (ram <= h.ram_mb * MB) & (pes <= h.pes) & (mips / pes <= h.pe_mips)
-            for h in hosts
-        ]
+        [(mips <= h.cpu_mips) & (ram <= h.ram_mb * MB) & (pes <= h.pes) & (mips / pes <= h.pe_mips) for h in hosts]
     )
     if too_big.any():
         i = int(np.flatnonzero(too_big)[0])

@@ -29,7 +29,7 @@ from policies.fleet import power_at
 from scenarios.population import InstancePopulation
 from scenarios.spec import MB, Scenario
 from sim.network import SharedNetwork
-from sim.placement import power_aware_initial_placement
+from sim.placement import initial_placement
 
 #: Extra CPU a migration costs on the destination host, as a fraction of the instance's demand
 #: (the 10 % of CloudSim's ``VmSchedulerTimeSharedOverSubscription``).
@@ -145,7 +145,8 @@ class Datacenter:
         self.cpu_trace = pop.demand.cpu_util
         self.step_s = scenario.step_s
         self.n_steps = math.ceil(scenario.duration_s / scenario.step_s)
-        self.host_of = power_aware_initial_placement(
+        self.host_of = initial_placement(
+            scenario.initial_placement,
             instance_mips=self.mips,
             instance_ram=self.ram,
             instance_ivn=np.asarray(pop.ivn_index, dtype=np.int64),
@@ -195,9 +196,7 @@ class Datacenter:
         presence = np.bincount(self.host_of[placed], minlength=n_h)
         sh = self.shadow_host >= 0
         if sh.any():
-            load += np.bincount(
-                self.shadow_host[sh], weights=self.request[sh] * self.shadow_weight[sh], minlength=n_h
-            )
+            load += np.bincount(self.shadow_host[sh], weights=self.request[sh] * self.shadow_weight[sh], minlength=n_h)
             presence += np.bincount(self.shadow_host[sh], minlength=n_h)
         mig = self.migrating_to >= 0
         if mig.any():
@@ -268,7 +267,10 @@ class Datacenter:
         load = self.host_load_mips()
         on = self.host_powered()
         util = load / self.host_cap
-        power = np.where(on, power_at(self.host_power_w, util), 0.0)
+        if self.scenario.power_aware:
+            power = np.where(on, power_at(self.host_power_w, util), 0.0)
+        else:  # non-power-aware datacenter: every host at its 100 % power, all the time
+            power = self.host_power_w[:, -1].copy()
         self.host_energy_j += power * dt
         s = self.step
         s.energy_j[k] += float(power.sum()) * dt

@@ -104,9 +104,19 @@ class MigrationExecutor:
             self._account(i, plan.bytes_total, downtime)
             self.rows.append(
                 (
-                    dc.instance_ids[i], dc.host_ids[src], dc.host_ids[h], dc.ivn_names[dc.host_ivn[src]],
-                    dc.ivn_names[dc.host_ivn[h]], "live", reason, start, self.env.now, plan.bytes_total,
-                    plan.duration_s, downtime, "Succeeded",
+                    dc.instance_ids[i],
+                    dc.host_ids[src],
+                    dc.host_ids[h],
+                    dc.ivn_names[dc.host_ivn[src]],
+                    dc.ivn_names[dc.host_ivn[h]],
+                    "live",
+                    reason,
+                    start,
+                    self.env.now,
+                    plan.bytes_total,
+                    plan.duration_s,
+                    downtime,
+                    "Succeeded",
                 )
             )
             done.succeed(True)
@@ -150,8 +160,10 @@ class MigrationExecutor:
         """A-priori duration of restoring instance ``i`` into ``ivn`` (uncontended links)."""
         dc = self.dc
         src = int(dc.host_of[i])
-        delta = self.mirroring.delta_since_latest(i, self.env.now) if self.mirroring.latest(i, ivn) else float(
-            dc.state_bytes[i]
+        delta = (
+            self.mirroring.delta_since_latest(i, self.env.now)
+            if self.mirroring.latest(i, ivn)
+            else float(dc.state_bytes[i])
         )
         rate = self._path_rate_Bps(src, ivn)
         restore = float(dc.state_bytes[i]) / (self.dc.scenario.topology.ivns[ivn].mirror_store_restore_bps / 8.0)
@@ -202,9 +214,19 @@ class MigrationExecutor:
             self._account(i, nbytes, 0.0)
             self.rows.append(
                 (
-                    dc.instance_ids[i], dc.host_ids[src], dc.host_ids[h], dc.ivn_names[src_ivn], dc.ivn_names[ivn],
-                    "mirror-restore" if snapshot is not None else "full-copy", reason, start, env.now, nbytes,
-                    estimate, 0.0, "Restored",
+                    dc.instance_ids[i],
+                    dc.host_ids[src],
+                    dc.host_ids[h],
+                    dc.ivn_names[src_ivn],
+                    dc.ivn_names[ivn],
+                    "mirror-restore" if snapshot is not None else "full-copy",
+                    reason,
+                    start,
+                    env.now,
+                    nbytes,
+                    estimate,
+                    0.0,
+                    "Restored",
                 )
             )
             done.succeed(h)

@@ -80,9 +80,7 @@ class SimMirroring:
         """Compressed bytes dirtied since instance ``i``'s latest complete snapshot (all if none)."""
         if not np.isfinite(self.latest_s[i]):
             return float(self.dc.state_bytes[i])
-        raw = unique_dirty_bytes(
-            float(self.working_set[i]), float(self.dirty_Bps(i)), now - float(self.latest_s[i])
-        )
+        raw = unique_dirty_bytes(float(self.working_set[i]), float(self.dirty_Bps(i)), now - float(self.latest_s[i]))
         return raw / self.reduction
 
     def set_interval(self, i: int, interval_s: float) -> None:
@@ -126,9 +124,7 @@ class SimMirroring:
             k = min(dc.k, dc.n_steps - 1)
             dc.step.snapshot_bytes[k] += total
             t = dc.network.start(links, total, weight=float(len(members)), tag="snapshot")
-            t.done.callbacks.append(
-                lambda _ev, m=members, s=sizes, f=firsts, c=now: self._arrived(m, s, f, c)
-            )
+            t.done.callbacks.append(lambda _ev, m=members, s=sizes, f=firsts, c=now: self._arrived(m, s, f, c))
 
     def _arrived(self, members: np.ndarray, sizes: np.ndarray, firsts: np.ndarray, captured: float) -> None:
         """Snapshots whose bytes are all in the store become restorable; apply retention."""

@@ -31,6 +31,8 @@ class RunResult:
             ``bytes_moved``, ``final_host``.
         workflows: One row per run of the migration workflow (cross-IVN moves): ``instance_id``,
             ``target_ivn``, ``outcome``, ``start_s``, ``end_s``, ``estimated_duration_s``, ``reason``.
+        extra: Further frames a world produces (``energy_frames``: the energy of every accounting
+            frame under ``accounting = "cloudsim"``).
         summary: Headline metrics (``energy_kwh``, ``slatah``, ``pdm``, ``slav``, ``esv``,
             ``migrations``, ``bytes_moved``, ``wall_s`` ...), JSON-serialisable.
     """
@@ -44,3 +46,4 @@ class RunResult:
     instances: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
     workflows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)

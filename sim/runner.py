@@ -31,6 +31,7 @@ from sim.world import SimulationError, build_world
 WORKFLOW_COLUMNS = ("instance_id", "target_ivn", "outcome", "start_s", "end_s", "estimated_duration_s", "reason")
 ProgressCallback = Callable[[float, float], None]
 
+
 def run_scenario(
     scenario: Scenario,
     population: InstancePopulation,
@@ -51,6 +52,10 @@ def run_scenario(
         health_failure_probability: Chance that a replacement fails a health check; overrides
             the scenario's ``controller.health_failure_probability``.
     """
+    if scenario.accounting == "cloudsim":
+        from sim.cloudsim_accounting import run_cloudsim_accounting
+
+        return run_cloudsim_accounting(scenario, population, policy, rng=rng)
     wall0 = time.perf_counter()
     world = build_world(scenario, population, rng=rng, health_failure_probability=health_failure_probability)
     env, dc, mirroring, executor, lb = world.env, world.dc, world.mirroring, world.executor, world.lb

@@ -96,9 +96,7 @@ def vm_files(folder: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def load_bitbrains(
-    folder: Path, *, step_s: float | None = None, cache_dir: Path | None = None
-) -> TraceSet:
+def load_bitbrains(folder: Path, *, step_s: float | None = None, cache_dir: Path | None = None) -> TraceSet:
     """Load all VM files of a Bitbrains month folder onto one regular grid.
 
     Args:

@@ -91,9 +91,7 @@ def git_blob_sha1(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
-def download_trace_set(
-    name: str, cache_dir: Path, *, mirror_url: str | None = None, progress: bool = True
-) -> Path:
+def download_trace_set(name: str, cache_dir: Path, *, mirror_url: str | None = None, progress: bool = True) -> Path:
     """Download and verify every file of trace set ``name`` that is not already in the cache.
 
     Args:
@@ -123,14 +121,17 @@ def download_trace_set(
         )
     root = Path(cache_dir) / "traces"
     todo = [e for e in entries if not _is_verified(root / e.path, e)]
-    with tqdm(
-        total=sum(e.size for e in todo),
-        unit="B",
-        unit_scale=True,
-        desc=name,
-        file=sys.stderr,
-        disable=not progress,
-    ) as bar, ThreadPoolExecutor(_WORKERS) as pool:
+    with (
+        tqdm(
+            total=sum(e.size for e in todo),
+            unit="B",
+            unit_scale=True,
+            desc=name,
+            file=sys.stderr,
+            disable=not progress,
+        ) as bar,
+        ThreadPoolExecutor(_WORKERS) as pool,
+    ):
         futures = [pool.submit(_fetch_one, e, root, source, mirror_url) for e in todo]
         pending = set(futures)
         while pending:
@@ -172,9 +173,7 @@ def _fetch_one(entry: ManifestEntry, root: Path, source: TraceSource, mirror_url
         content = _http_get(url)
         got = git_blob_sha1(content)
         if got != entry.upstream_git_blob_sha1:
-            raise TraceDownloadError(
-                url, f"checksum mismatch: git blob {got}, expected {entry.upstream_git_blob_sha1}"
-            )
+            raise TraceDownloadError(url, f"checksum mismatch: git blob {got}, expected {entry.upstream_git_blob_sha1}")
         needs_gzip = entry.path.endswith(".gz") and not entry.upstream_path.endswith(".gz")
         stored = gzip.compress(content, compresslevel=9, mtime=0) if needs_gzip else content
     _store_atomically(root / entry.path, stored)

@@ -48,9 +48,7 @@ def run_on_fakes(*, score: float, healthy: bool, capacity: bool) -> Outcome:
     result = world.runner.run_to_completion(
         initiate_migration(INSTANCE, TARGET, risk=_risk(score), ports=world.ports, settings=SETTINGS)
     )
-    weights = [
-        sum(w for backend, w in ws.items() if backend != INSTANCE) for _, ws in world.lb.weights_history
-    ]
+    weights = [sum(w for backend, w in ws.items() if backend != INSTANCE) for _, ws in world.lb.weights_history]
     return Outcome(result, weights, INSTANCE in world.provider.running)
 
 

@@ -55,9 +55,7 @@ def git_blob_sha1(content: bytes) -> str:
 
 def git_tree_sha1(blobs: dict[str, str]) -> str:
     """Git tree hash of a flat folder of regular (100644) files given name -> blob SHA-1."""
-    body = b"".join(
-        b"100644 " + name.encode() + b"\0" + bytes.fromhex(sha) for name, sha in sorted(blobs.items())
-    )
+    body = b"".join(b"100644 " + name.encode() + b"\0" + bytes.fromhex(sha) for name, sha in sorted(blobs.items()))
     return hashlib.sha1(b"tree %d\0" % len(body) + body).hexdigest()
 
 

@@ -67,9 +67,7 @@ def test_history_based_detector_relieves_a_volatile_host_a_threshold_keeps() -> 
     volatile = np.array([[0.2, 0.9] * 6])  # IQR 0.7 -> T = 1 - 1.5 * 0.7 < 0.75
     fleet = dataclasses.replace(builder.build(), instance_cpu_history=volatile)
     assert CONSOLIDATION_POLICIES["thr-mmt"](underload=False).decide(fleet).moves == ()
-    assert moves(CONSOLIDATION_POLICIES["iqr-mmt"](underload=False).decide(fleet)) == [
-        ("a", "h1", MoveReason.OVERLOAD)
-    ]
+    assert moves(CONSOLIDATION_POLICIES["iqr-mmt"](underload=False).decide(fleet)) == [("a", "h1", MoveReason.OVERLOAD)]
 
 
 def test_underload_empties_the_least_utilised_host_onto_an_active_one() -> None:

@@ -42,10 +42,14 @@ def test_parameters_reach_the_policy() -> None:
         ("threshold", {"underload_threshold": "low"}, "controller.params.underload_threshold: must be a number"),
         ("threshold", {"treshold": 0.8}, "controller.params.treshold: unknown parameter for 'threshold'; valid: "),
         ("null", {"threshold": 0.8}, "controller.params.threshold: unknown parameter for 'null'; valid: none"),
-        ("thresold", {}, (
+        (
+            "thresold",
+            {},
+            (
                 "controller.policy: unknown policy 'thresold'; "
                 "available: iqr-mc, iqr-mmt, lr-mmt, lrr-mmt, mad-mmt, null, thr-mmt, threshold"
-            )),
+            ),
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_the_parameter(name: str, params: dict[str, Any], message: str) -> None:

@@ -21,9 +21,7 @@ from policies.vm_selection import (
 from tests.fakes.fleet_builder import FleetBuilder
 
 
-def host_with(
-    rams: list[float], requests: list[float], history: list[list[float]] | None = None
-) -> FleetSnapshot:
+def host_with(rams: list[float], requests: list[float], history: list[list[float]] | None = None) -> FleetSnapshot:
     builder = FleetBuilder().host("h0", capacity_mips=10_000.0)
     for k, (ram, request) in enumerate(zip(rams, requests, strict=True)):
         builder.instance(f"vm{k}", "h0", request_mips=request, capacity_mips=1000.0, ram_bytes=ram)

@@ -34,9 +34,7 @@ def test_bad_arguments():
         resample_to_grid([3], [0.0], [1.0], 1, 60.0)
 
 
-samples = st.lists(
-    st.tuples(st.integers(0, 3), st.floats(0, 10_000, allow_nan=False)), min_size=1, max_size=200
-)
+samples = st.lists(st.tuples(st.integers(0, 3), st.floats(0, 10_000, allow_nan=False)), min_size=1, max_size=200)
 
 
 @settings(max_examples=60, deadline=None)
