@@ -57,7 +57,7 @@ _DBL_MAX = 1.7976931348623157e308
 _DBL_MIN = 4.9e-324
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def spec_power(table: FloatArray, u: float) -> float:
     """``PowerModelSpecPower.getPower``: linear interpolation of an 11-point table at ``u``.
 
@@ -76,7 +76,7 @@ def spec_power(table: FloatArray, u: float) -> float:
     return p1 + delta * (u - i1 / 10.0) * 100
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _refresh(h, slots, cnt, req, pe, total, alloc_sum, avail):  # type: ignore[no-untyped-def]
     """Recompute host ``h``'s allocated MIPS and free MIPS from its VM list (no VM in migration)."""
     a = total[h]
@@ -105,7 +105,7 @@ def _refresh(h, slots, cnt, req, pe, total, alloc_sum, avail):  # type: ignore[n
     avail[h] = 0.0
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _remove(h, v, slots, cnt):  # type: ignore[no-untyped-def]
     """``ArrayList.remove(vm)``: drop the first occurrence of ``v`` from host ``h``'s list."""
     n = cnt[h]
@@ -117,7 +117,7 @@ def _remove(h, v, slots, cnt):  # type: ignore[no-untyped-def]
             return
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _host_history(h, slots, cnt, hist, hlen, mips, total, out):  # type: ignore[no-untyped-def]
     """``PowerHostUtilizationHistory.getUtilizationHistory`` into ``out``; return its trimmed length."""
     width = out.shape[0]
@@ -133,7 +133,7 @@ def _host_history(h, slots, cnt, hist, hlen, mips, total, out):  # type: ignore[
     return n
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _median(sorted_data, n):  # type: ignore[no-untyped-def]
     """commons-math ``Percentile(50)`` of the first ``n`` sorted values."""
     pos = 0.5 * (n + 1)
@@ -147,12 +147,12 @@ def _median(sorted_data, n):  # type: ignore[no-untyped-def]
     return lower + (pos - fpos) * (upper - lower)
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _java_round(x):  # type: ignore[no-untyped-def]
     return math.floor(x + 0.5)
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _overloaded(h, detector, safety, slots, cnt, req, hist, hlen, mips, ram_mb, total, rate, buf):  # type: ignore[no-untyped-def]
     """``isHostOverUtilized(host)`` of the detector on host ``h``'s current VM list."""
     requested = 0.0
@@ -200,12 +200,15 @@ def _overloaded(h, detector, safety, slots, cnt, req, hist, hlen, mips, ram_mb, 
     return util > 1.0 - safety * _median(dev, n)
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _r_squared_qr(y, x):  # type: ignore[no-untyped-def]
-    """R² of OLS ``y ~ 1 + x`` via commons-math's Householder QR; NaN-safe; ``-inf`` marks singular.
+    """R² of OLS ``y ~ 1 + x`` as commons-math's ``OLSMultipleLinearRegression`` computes it.
 
-    ``x`` is (rows, predictors). Returns ``(ok, r2)``: ``ok`` is False where
-    ``OLSMultipleLinearRegression`` would throw (an exactly zero diagonal of R).
+    Householder QR, back substitution, residual sum of squares and the incremental
+    ``SecondMoment`` total sum of squares, in that library's order of operations, so near-ties
+    between VMs (R² of 1 up to rounding when rows equal parameters) break the same way. ``x`` is
+    (rows, predictors). Returns ``(ok, r2)``: ``ok`` is False where the library throws (an exactly
+    zero diagonal of R); a constant ``y`` gives ``-inf`` or NaN, as Java's division does.
     """
     m = y.shape[0]
     p = x.shape[1] + 1
@@ -249,22 +252,25 @@ def _r_squared_qr(y, x):  # type: ignore[no-untyped-def]
         for i in range(row):
             yy[i] -= yy[row] * qrt[row, i]
     rss = 0.0
-    mean = 0.0
     for r in range(m):
-        mean += y[r]
-    mean /= m
-    tss = 0.0
-    for r in range(m):
-        fit = beta[0]
+        fit = 0.0 + 1.0 * beta[0]
         for c in range(p - 1):
             fit += x[r, c] * beta[c + 1]
         res = y[r] - fit
         rss += res * res
-        tss += (y[r] - mean) * (y[r] - mean)
+    # commons-math SecondMoment, incrementally, as calculateTotalSumOfSquares evaluates it
+    m1 = 0.0
+    tss = 0.0
+    for r in range(m):
+        n = r + 1.0
+        dev = y[r] - m1
+        ndev = dev / n
+        m1 += ndev
+        tss += (n - 1.0) * dev * ndev
     return True, 1.0 - rss / tss
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _select(h, selection, slots, cnt, req, mips, ram_mb, in_mig, hist, hlen, draws, draw_at):  # type: ignore[no-untyped-def]
     """``getVmToMigrate(host)``: the VM to take off host ``h``, or -1 when none is migratable."""
     n_cand = 0
@@ -328,7 +334,7 @@ def _select(h, selection, slots, cnt, req, mips, ram_mb, in_mig, hist, hlen, dra
     return best
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _find_host(  # type: ignore[no-untyped-def]
     v,
     excluded,
@@ -378,7 +384,7 @@ def _find_host(  # type: ignore[no-untyped-def]
     return best
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _round(  # type: ignore[no-untyped-def]
     host_of,
     rank,

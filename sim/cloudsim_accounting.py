@@ -68,7 +68,7 @@ HOST_BW_UNITS_PER_BPS = 1e-3
 HISTORY_LEN = 30
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _update_hosts(slots, roles, cnt, req, pe, total, util_mips, req_mips, vm_alloc, vm_req, vm_mig):  # type: ignore[no-untyped-def]
     """``HostDynamicWorkload.updateVmsProcessing`` for every host: allocation, host and VM state."""
     vm_alloc[:] = 0.0
@@ -122,7 +122,7 @@ def _update_hosts(slots, roles, cnt, req, pe, total, util_mips, req_mips, vm_all
         req_mips[h] = rm
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _remove_completed(slots, roles, cnt, req, host_of):  # type: ignore[no-untyped-def]
     """``PowerDatacenter``'s "remove completed VMs": a VM not in migration that requests 0 MIPS goes.
 
@@ -147,7 +147,7 @@ def _remove_completed(slots, roles, cnt, req, host_of):  # type: ignore[no-untyp
     return removed
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _frame_energy(power, u_prev, u_now, dt):  # type: ignore[no-untyped-def]
     """``getEnergyLinearInterpolation`` summed over hosts for one frame of ``dt`` seconds."""
     e = 0.0
@@ -160,7 +160,7 @@ def _frame_energy(power, u_prev, u_now, dt):  # type: ignore[no-untyped-def]
     return e
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _remove(h, v, role, slots, roles, cnt):  # type: ignore[no-untyped-def]
     n = cnt[h]
     for k in range(n):
@@ -173,7 +173,7 @@ def _remove(h, v, role, slots, roles, cnt):  # type: ignore[no-untyped-def]
     return False
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, error_model="numpy")  # type: ignore[misc]
 def _set_role(h, v, role, slots, roles, cnt):  # type: ignore[no-untyped-def]
     for k in range(cnt[h]):
         if slots[h, k] == v and roles[h, k] != IN:

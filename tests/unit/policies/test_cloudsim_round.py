@@ -327,21 +327,12 @@ def test_mc_falls_back_to_mmt_on_an_all_zero_history_column() -> None:
     assert moves[0][0] == 1  # MMT's pick (smallest RAM), not the first candidate
 
 
-_ZERO_TSS = (
-    "BUG: _r_squared_qr divides rss by tss; numba's njit (error_model='python') raises ZeroDivisionError "
-    "when the regressed VM's history is constant (tss == 0, e.g. a PlanetLab VM steady at 50 %), where "
-    "Java gives NaN/-inf and MC just never picks that VM"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason=_ZERO_TSS)
 def test_r_squared_qr_of_a_constant_response_is_not_a_best_fit() -> None:
     x = np.random.default_rng(6).random((20, 2))
     ok, r2 = cr._r_squared_qr(np.full(20, 0.5), x)
     assert ok and not r2 > 0.0  # NaN or -inf, as 0/0 or x/0 in Java
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason=_ZERO_TSS)
 def test_mc_survives_a_vm_with_a_constant_history() -> None:
     args, _ = _mc_fleet(hlen=20)
     args["hist"][0, :20] = 0.5  # VM 0 steady at 50 % for the whole window
