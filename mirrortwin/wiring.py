@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mirrortwin.config import Settings
+from policies.consolidation_policy import CONSOLIDATION_POLICIES
 from policies.ports import Policy
 from policies.registry import make_policy
 from scenarios.catalogue import resolve_scenario
@@ -91,10 +92,17 @@ def make_population(scenario: Scenario, settings: Settings, rng: np.random.Gener
 def make_scenario_policy(scenario: Scenario) -> Policy:
     """Construct the policy named by ``scenario.controller`` with its params.
 
+    Under ``accounting = "cloudsim"`` a CloudSim consolidation policy (``thr-mmt``, ``lr-mmt``, ...)
+    makes CloudSim's own decisions (``cloudsim_quirks = true``) unless the scenario says otherwise:
+    that world exists to reproduce CloudSim, and its bookkeeping is what those decisions read.
+
     Raises:
         PolicyConfigError: Unknown policy or parameters it does not accept.
     """
-    return make_policy(scenario.controller.policy, dict(scenario.controller.params))
+    params = dict(scenario.controller.params)
+    if scenario.accounting == "cloudsim" and scenario.controller.policy in CONSOLIDATION_POLICIES:
+        params.setdefault("cloudsim_quirks", True)
+    return make_policy(scenario.controller.policy, params)
 
 
 def run_named(

@@ -53,8 +53,9 @@ from policies.fleet import FleetSnapshot
 from policies.ports import Policy
 from scenarios.population import InstancePopulation
 from scenarios.spec import MB, Scenario
+from sim.migration import MIGRATION_COLUMNS
 from sim.placement import PlacementError, initial_placement
-from sim.results import RunResult
+from sim.results import WORKFLOW_COLUMNS, RunResult
 from sim.world import SimulationError
 
 NORMAL = 0
@@ -218,6 +219,8 @@ class CloudSimAccounting:
         self.step = float(scenario.step_s)
         grid = cpu[:, first:]
         self.data = np.concatenate([grid, grid[:, -1:]], axis=1)  # data[n] = data[n-1] (§1.2)
+        self._iidx = {x: i for i, x in enumerate(pop.instance_ids)}
+        self._hidx = {x: i for i, x in enumerate(self.host_ids)}
 
     def utilisation(self, t: float) -> np.ndarray:
         """``UtilizationModelPlanetLabInMemory.getUtilization(t)`` for every VM."""
@@ -231,17 +234,14 @@ class CloudSimAccounting:
         delta = (u2 - u1) / ((t2 - t1) * step)
         return u1 + delta * (t - t1 * step)
 
-    def run(self) -> RunResult:
-        """Run the scenario to its duration and collect the frames and summary."""
-        wall0 = time.perf_counter()
-        sc = self.scenario
+    def _place(self) -> np.ndarray:
+        """Initial placement at t = 0 (§1.7), every VM at its full MIPS and RAM."""
         n_h, n_v = len(self.total), len(self.mips)
-        ram_bytes = self.ram_mb * MB
         try:
-            host_of = initial_placement(
-                sc.initial_placement,
+            return initial_placement(
+                self.scenario.initial_placement,
                 instance_mips=self.mips,
-                instance_ram=ram_bytes,
+                instance_ram=self.ram_mb * MB,
                 instance_ivn=np.zeros(n_v, dtype=np.int64),
                 instance_ids=self.population.instance_ids,
                 instance_pes=self.population.pes_or_ones,
@@ -254,222 +254,100 @@ class CloudSimAccounting:
             )
         except PlacementError as exc:
             raise SimulationError(str(exc)) from None
-        initial = host_of.copy()
-        cap = 2 * n_v + 2
-        slots = np.empty((n_h, cap), dtype=np.int64)
-        roles = np.zeros((n_h, cap), dtype=np.int8)
-        cnt = np.zeros(n_h, dtype=np.int64)
-        rank = np.zeros(n_v, dtype=np.int64)
-        seq_no = 0
-        for v in range(n_v):
-            h = host_of[v]
-            slots[h, cnt[h]] = v
-            cnt[h] += 1
-            rank[v] = seq_no
-            seq_no += 1
-        in_mig = np.zeros(n_v, dtype=np.bool_)
-        hist = np.full((n_v, HISTORY_LEN), np.nan)  # oldest first, NaN until observed
-        hist_len = 0
 
-        util_mips = np.zeros(n_h)
-        req_mips = np.zeros(n_h)
-        vm_alloc = np.zeros(n_v)
-        vm_req = np.zeros(n_v)
-        vm_mig = np.zeros(n_v, dtype=np.bool_)
-        u_prev = np.zeros(n_h)  # utilisation at the end of the last event time
-        host_active = np.zeros(n_h, dtype=np.bool_)
-        host_viol = np.zeros(n_h, dtype=np.bool_)
-        vm_alloc_prev = np.zeros(n_v)
-        vm_req_prev = np.zeros(n_v)
-        vm_mig_prev = np.zeros(n_v, dtype=np.bool_)
-        have_state = False
-        power_aware = sc.power_aware
-
-        t_active = t_viol = 0.0
-        req_total = alloc_total = degraded = 0.0
-        energy = 0.0
-        last_t = 0.0
-        frames: list[tuple[float, float]] = []
-        migrations: list[tuple[float, float, str, str, str, str]] = []
-        decisions: list[dict[str, Any]] = []
-        pending: list[tuple[float, int, int, int]] = []
-        mig_seq = 0
-        limit = sc.duration_s
-        t_dec = CLOUDLET_START_S + sc.controller.interval_s
+    def run(self) -> RunResult:
+        """Run the scenario to its duration and collect the frames and summary."""
+        wall0 = time.perf_counter()
+        sc = self.scenario
         interval = sc.controller.interval_s
-
-        def util_now() -> np.ndarray:
-            u = util_mips / self.total
-            return np.where((u > 1.0) & (u < 1.01), 1.0, u)
-
-        def update(t: float, req: np.ndarray) -> None:
-            nonlocal energy, last_t, t_active, t_viol, req_total, alloc_total, degraded
-            dt = t - last_t
-            if dt > 0 and have_state:
-                t_active += dt * float(host_active.sum())
-                t_viol += dt * float((host_active & host_viol).sum())
-                req_total += dt * float(vm_req_prev.sum())
-                alloc_total += dt * float(vm_alloc_prev.sum())
-                short = vm_mig_prev & (vm_alloc_prev < vm_req_prev)
-                degraded += dt * float((vm_req_prev[short] - vm_alloc_prev[short]).sum())
-            _update_hosts(slots, roles, cnt, req, self.pe, self.total, util_mips, req_mips, vm_alloc, vm_req, vm_mig)
-            if dt > 0:
-                if power_aware:
-                    e = _frame_energy(self.power, u_prev, util_now(), dt)
-                else:
-                    e = float(self.power_max.sum()) * dt
-                energy += e
-                frames.append((t, e))
-            last_t = t
-            _remove_completed(slots, roles, cnt, req, host_of)
-
-        def settle(req: np.ndarray) -> None:
-            """Recompute the state after this event time's changes and keep it for the next frame."""
-            nonlocal have_state
-            _update_hosts(slots, roles, cnt, req, self.pe, self.total, util_mips, req_mips, vm_alloc, vm_req, vm_mig)
-            u_prev[:] = util_now()
-            host_active[:] = util_mips > 0
-            host_viol[:] = util_mips < req_mips
-            vm_alloc_prev[:] = vm_alloc
-            vm_req_prev[:] = vm_req
-            vm_mig_prev[:] = vm_mig
-            have_state = True
-
+        n_rows = max(0, math.floor((sc.duration_s - CLOUDLET_START_S) / interval))
+        w = _World(self, self._place(), n_rows)
+        pending: list[tuple[float, int, int, int]] = []  # (completion time, sequence, vm, target)
+        t_dec = CLOUDLET_START_S + interval
+        row = -1
         while True:
             next_c = pending[0][0] if pending else math.inf
-            if t_dec <= limit and t_dec < next_c:
+            if t_dec <= sc.duration_s and t_dec < next_c and row + 1 < n_rows:
                 t = t_dec
-                t_dec = t_dec + interval
+                t_dec = t_dec + interval  # accumulated as CloudSim's event times are
                 u = self.utilisation(t)
                 req = u * self.mips
-                update(t, req)
-                hist[:, :-1] = hist[:, 1:]
-                hist[:, -1] = u
-                hist_len = min(hist_len + 1, HISTORY_LEN)
-                host_of_now = host_of.copy()
-                fleet = FleetSnapshot(
-                    now_s=t,
-                    ivn_names=self.ivn_names,
-                    host_ids=self.host_ids,
-                    host_ivn=np.zeros(n_h, dtype=np.int64),
-                    host_cpu_capacity_mips=self.total,
-                    host_pe_mips=self.pe,
-                    host_ram_bytes=self.host_ram,
-                    host_power_w=self.power,
-                    host_available=np.ones(n_h, dtype=np.bool_),
-                    instance_ids=self.population.instance_ids,
-                    instance_host=host_of_now,
-                    instance_cpu_capacity_mips=self.mips,
-                    instance_cpu_request_mips=req,
-                    instance_ram_bytes=ram_bytes,
-                    instance_in_migration=in_mig.copy(),
-                    instance_cpu_history=hist.copy(),
-                    instance_pes=self.population.pes,
-                    host_pes=self.host_pes,
-                    host_cpu_util_last=util_now(),
-                    instance_list_rank=rank.copy(),
-                )
-                plan = self.policy.decide(fleet)
-                started = 0
+                w.update(t, req, max(row, 0))
+                row += 1
+                w.push_history(u)
+                plan = self.policy.decide(w.fleet(t, req))
                 for move in plan.moves:
                     v = self._instance_index(move.instance_id)
                     target = self._host_index(move.target_host)
-                    source = int(host_of[v])
-                    if target is None or target == source or source < 0:
-                        continue
-                    in_mig[v] = True
-                    slots[target, cnt[target]] = v
-                    roles[target, cnt[target]] = IN
-                    cnt[target] += 1
-                    _set_role(source, v, OUT, slots, roles, cnt)
-                    duration = self.ram_mb[v] / (self.nic_units[target] / (2 * 8000))
-                    heapq.heappush(pending, (t + duration, mig_seq, v, target))
-                    mig_seq += 1
-                    started += 1
-                    ids = (self.population.instance_ids[v], self.host_ids[source], self.host_ids[target])
-                    migrations.append((t, t + duration, *ids, str(move.reason)))
-                settle(req)
-                decisions.append(
-                    {
-                        "time_s": t,
-                        "active_hosts": int((util_mips > 0).sum()),
-                        "migrations_started": started,
-                    }
-                )
+                    duration = w.start_migration(v, target, t, str(move.reason), row)
+                    if duration is not None:
+                        heapq.heappush(pending, (t + duration, len(w.migrations), v, int(target)))  # type: ignore[arg-type]
+                w.settle(req)
+                w.sample(row)
                 continue
-            if next_c > limit:
+            if next_c > sc.duration_s:
                 break
             t = next_c
             req = self.utilisation(t) * self.mips
-            update(t, req)
+            w.update(t, req, row)
             while pending and pending[0][0] == t:
                 _, _, v, target = heapq.heappop(pending)
-                source = int(host_of[v])
-                _remove(source, v, -1, slots, roles, cnt)
-                _remove(target, v, IN, slots, roles, cnt)
-                slots[target, cnt[target]] = v
-                roles[target, cnt[target]] = NORMAL
-                cnt[target] += 1
-                rank[v] = seq_no
-                seq_no += 1
-                host_of[v] = target
-                in_mig[v] = False
-            settle(req)
-            _remove_completed(slots, roles, cnt, req, host_of)
-
-        wall = time.perf_counter() - wall0
-        return self._collect(
-            energy=energy,
-            t_active=t_active,
-            t_viol=t_viol,
-            req_total=req_total,
-            alloc_total=alloc_total,
-            degraded=degraded,
-            frames=frames,
-            migrations=migrations,
-            decisions=decisions,
-            initial=initial,
-            final=host_of,
-            wall=wall,
-        )
+                w.complete_migration(v, target, row)
+            w.settle(req)
+            w.remove_completed(req)
+        return self._collect(w, row + 1, time.perf_counter() - wall0)
 
     def _instance_index(self, instance_id: str) -> int:
-        if not hasattr(self, "_iidx"):
-            self._iidx = {x: i for i, x in enumerate(self.population.instance_ids)}
         return self._iidx[instance_id]
 
     def _host_index(self, host_id: str | None) -> int | None:
-        if host_id is None:
-            return None
-        if not hasattr(self, "_hidx"):
-            self._hidx = {x: i for i, x in enumerate(self.host_ids)}
-        return self._hidx.get(host_id)
+        return None if host_id is None else self._hidx.get(host_id)
 
-    def _collect(self, **k: Any) -> RunResult:
+    def _collect(self, w: _World, n_rows: int, wall: float) -> RunResult:
         sc = self.scenario
-        energy_kwh = k["energy"] / 3.6e6
-        slatah = k["t_viol"] / k["t_active"] if k["t_active"] > 0 else 0.0
-        pdm = k["degraded"] / k["req_total"] if k["req_total"] > 0 else 0.0
-        overall = (k["req_total"] - k["alloc_total"]) / k["req_total"] if k["req_total"] > 0 else 0.0
-        frames = pd.DataFrame(k["frames"], columns=["time_s", "energy_j"])
-        decisions = pd.DataFrame(k["decisions"], columns=["time_s", "active_hosts", "migrations_started"])
-        # energy of decision interval k: the frames ending in (t_k, t_k+1]
-        times = decisions["time_s"].to_numpy()
-        owner = np.clip(np.searchsorted(times, frames["time_s"].to_numpy(), side="left") - 1, 0, None)
-        decisions["energy_j"] = np.bincount(owner, weights=frames["energy_j"].to_numpy(), minlength=len(times))[
-            : len(times)
-        ]
-        migrations = pd.DataFrame(
-            k["migrations"], columns=["start_s", "end_s", "instance_id", "source_host", "target_host", "reason"]
+        led = w.ledger
+        energy_kwh = float(led.energy_j.sum()) / 3.6e6
+        active = float(led.active_host_s.sum())
+        requested = float(led.requested_mips_s.sum())
+        slatah = float(led.violation_host_s.sum()) / active if active > 0 else 0.0
+        pdm = float(led.degraded_mips_s.sum()) / requested if requested > 0 else 0.0
+        overall = float(led.unserved_mips_s.sum()) / requested if requested > 0 else 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slatah_row = np.where(led.active_host_s > 0, led.violation_host_s / led.active_host_s, 0.0)
+        k = slice(0, n_rows)
+        timeseries = pd.DataFrame(
+            {
+                "time_s": led.time_s[k],
+                "energy_j": led.energy_j[k],
+                "active_hosts": led.active_hosts[k],
+                "overloaded_hosts": led.overloaded_hosts[k],
+                "mean_active_util": led.mean_active_util[k],
+                "active_host_s": led.active_host_s[k],
+                "sla_violation_s": led.violation_host_s[k],
+                "slatah": slatah_row[k],
+                "requested_mips_s": led.requested_mips_s[k],
+                "degraded_mips_s": led.degraded_mips_s[k],
+                "unserved_mips_s": led.unserved_mips_s[k],
+                "migrations_started": led.migrations_started[k],
+                "migrations_finished": led.migrations_finished[k],
+                "migration_bytes": led.migration_bytes[k],
+                "snapshot_bytes": np.zeros(n_rows),
+            }
         )
+        host_util = pd.DataFrame(led.host_util[k], columns=list(self.host_ids))
+        host_util.insert(0, "time_s", led.time_s[k])
+        migrations = pd.DataFrame.from_records(w.migrations, columns=list(MIGRATION_COLUMNS))
+        counts = np.bincount(np.asarray(w.migrated_vm, dtype=np.int64), minlength=len(self.mips))
+        ram_bytes = self.ram_mb * MB
         instances = pd.DataFrame(
             {
                 "instance_id": list(self.population.instance_ids),
-                "initial_host": [self.host_ids[h] for h in k["initial"]],
-                "final_host": [self.host_ids[h] if h >= 0 else "" for h in k["final"]],
-                "migrations": np.bincount(
-                    [self._instance_index(x) for x in migrations["instance_id"]], minlength=len(self.mips)
-                ),
+                "downtime_s": np.zeros(len(self.mips)),
+                "migrations": counts,
+                "bytes_moved": counts * ram_bytes,
+                "snapshots": np.zeros(len(self.mips), dtype=np.int64),
+                "initial_host": [self.host_ids[h] for h in w.initial],
+                "final_host": [self.host_ids[h] if h >= 0 else "" for h in w.host_of],
             }
         )
         slav = slatah * pdm
@@ -480,7 +358,7 @@ class CloudSimAccounting:
             "accounting": "cloudsim",
             "hosts": len(self.host_ids),
             "instances": len(self.mips),
-            "steps": len(decisions),
+            "steps": n_rows,
             "duration_s": sc.duration_s,
             "energy_kwh": energy_kwh,
             "slatah": slatah,
@@ -489,21 +367,224 @@ class CloudSimAccounting:
             "esv": energy_kwh * slav,
             "overall_sla_violation": overall,
             "migrations": len(migrations),
-            "last_event_s": float(frames["time_s"].iloc[-1]) if len(frames) else 0.0,
-            "wall_s": k["wall"],
+            "migrations_finished": int(led.migrations_finished.sum()),
+            "workflow_outcomes": {},
+            "bytes_moved": float(led.migration_bytes.sum()),
+            "bytes_mirrored": 0.0,
+            "mirror_stored_bytes": 0.0,
+            "downtime_s": 0.0,
+            "mean_active_hosts": float(led.active_hosts[k].mean()) if n_rows else 0.0,
+            "vms_removed_at_zero_request": int((w.host_of < 0).sum()),
+            "lb_redirects": 0,
+            "lb_rollbacks": 0,
+            "last_event_s": w.last_t,
+            "wall_s": wall,
+            "instance_steps_per_s": len(self.mips) * n_rows / wall if wall > 0 else math.inf,
         }
-        host_util = pd.DataFrame({"time_s": decisions["time_s"]})
         return RunResult(
             scenario=sc.name,
             policy=self.policy.name,
             seed=sc.seed,
-            timeseries=decisions,
+            timeseries=timeseries,
             host_util=host_util,
             migrations=migrations,
             instances=instances,
             summary=summary,
-            extra={"energy_frames": frames},
+            workflows=pd.DataFrame(columns=list(WORKFLOW_COLUMNS)),
+            extra={"energy_frames": pd.DataFrame(w.frames, columns=["time_s", "energy_j"])},
         )
+
+
+class _Ledger:
+    """Per-decision-interval accumulators: row k covers (t_k, t_k+1], as the twin's step rows do."""
+
+    def __init__(self, n_rows: int, n_hosts: int) -> None:
+        n = max(n_rows, 1)
+        self.time_s = np.zeros(n)
+        self.energy_j = np.zeros(n)
+        self.active_host_s = np.zeros(n)
+        self.violation_host_s = np.zeros(n)
+        self.requested_mips_s = np.zeros(n)
+        self.degraded_mips_s = np.zeros(n)
+        self.unserved_mips_s = np.zeros(n)
+        self.migrations_started = np.zeros(n, dtype=np.int64)
+        self.migrations_finished = np.zeros(n, dtype=np.int64)
+        self.migration_bytes = np.zeros(n)
+        self.active_hosts = np.zeros(n, dtype=np.int64)
+        self.overloaded_hosts = np.zeros(n, dtype=np.int64)
+        self.mean_active_util = np.zeros(n)
+        self.host_util = np.zeros((n, n_hosts), dtype=np.float32)
+
+
+class _World:
+    """The mutable state of one CloudSim-accounting run: host VM lists, VM states, the ledger."""
+
+    def __init__(self, acc: CloudSimAccounting, host_of: np.ndarray, n_rows: int) -> None:
+        self.acc = acc
+        n_h, n_v = len(acc.total), len(acc.mips)
+        self.initial = host_of.copy()
+        self.host_of = host_of
+        self.slots = np.empty((n_h, 2 * n_v + 2), dtype=np.int64)
+        self.roles = np.zeros((n_h, 2 * n_v + 2), dtype=np.int8)
+        self.cnt = np.zeros(n_h, dtype=np.int64)
+        self.rank = np.zeros(n_v, dtype=np.int64)
+        for v in range(n_v):  # VMs are created in id order, each appended to its host's list
+            h = host_of[v]
+            self.slots[h, self.cnt[h]] = v
+            self.cnt[h] += 1
+            self.rank[v] = v
+        self.seq_no = n_v
+        self.in_mig = np.zeros(n_v, dtype=np.bool_)
+        self.hist = np.full((n_v, HISTORY_LEN), np.nan)  # oldest first, NaN until observed
+        self.util_mips = np.zeros(n_h)
+        self.req_mips = np.zeros(n_h)
+        self.vm_alloc = np.zeros(n_v)
+        self.vm_req = np.zeros(n_v)
+        self.vm_mig = np.zeros(n_v, dtype=np.bool_)
+        # the state left at the end of the last event time: what the next frame integrates
+        self.u_prev = np.zeros(n_h)
+        self.host_active = np.zeros(n_h, dtype=np.bool_)
+        self.host_viol = np.zeros(n_h, dtype=np.bool_)
+        self.vm_alloc_prev = np.zeros(n_v)
+        self.vm_req_prev = np.zeros(n_v)
+        self.vm_mig_prev = np.zeros(n_v, dtype=np.bool_)
+        self.have_state = False
+        self.last_t = 0.0
+        self.frames: list[tuple[float, float]] = []
+        self.migrations: list[tuple[Any, ...]] = []
+        self.migrated_vm: list[int] = []
+        self.ledger = _Ledger(n_rows, n_h)
+        self.ivn = acc.ivn_names[0]
+
+    def util_now(self) -> np.ndarray:
+        """``getUtilizationOfCpu()`` of every host: allocated over capacity, (1, 1.01) read as 1."""
+        u = self.util_mips / self.acc.total
+        return np.where((u > 1.0) & (u < 1.01), 1.0, u)
+
+    def _hosts(self, req: np.ndarray) -> None:
+        _update_hosts(
+            self.slots, self.roles, self.cnt, req, self.acc.pe, self.acc.total,
+            self.util_mips, self.req_mips, self.vm_alloc, self.vm_req, self.vm_mig,
+        )  # fmt: skip
+
+    def update(self, t: float, req: np.ndarray, row: int) -> None:
+        """A datacenter update at ``t``: close the frame since the last one, then recompute hosts."""
+        dt = t - self.last_t
+        led = self.ledger
+        if dt > 0 and self.have_state:
+            led.active_host_s[row] += dt * float(self.host_active.sum())
+            led.violation_host_s[row] += dt * float((self.host_active & self.host_viol).sum())
+            led.requested_mips_s[row] += dt * float(self.vm_req_prev.sum())
+            led.unserved_mips_s[row] += dt * float((self.vm_req_prev - self.vm_alloc_prev).sum())
+            short = self.vm_mig_prev & (self.vm_alloc_prev < self.vm_req_prev)
+            led.degraded_mips_s[row] += dt * float((self.vm_req_prev[short] - self.vm_alloc_prev[short]).sum())
+        self._hosts(req)
+        if dt > 0:
+            if self.acc.scenario.power_aware:
+                e = float(_frame_energy(self.acc.power, self.u_prev, self.util_now(), dt))
+            else:  # NPA: every host at its 100 % power, idle or not
+                e = float(self.acc.power_max.sum()) * dt
+            led.energy_j[row] += e
+            self.frames.append((t, e))
+        self.last_t = t
+        self.remove_completed(req)
+
+    def remove_completed(self, req: np.ndarray) -> None:
+        """CloudSim drops VMs whose request is 0 after each forced update (see ``_remove_completed``)."""
+        _remove_completed(self.slots, self.roles, self.cnt, req, self.host_of)
+
+    def settle(self, req: np.ndarray) -> None:
+        """Recompute the state after this event time's changes and keep it for the next frame."""
+        self._hosts(req)
+        self.u_prev[:] = self.util_now()
+        self.host_active[:] = self.util_mips > 0
+        self.host_viol[:] = self.util_mips < self.req_mips
+        self.vm_alloc_prev[:] = self.vm_alloc
+        self.vm_req_prev[:] = self.vm_req
+        self.vm_mig_prev[:] = self.vm_mig
+        self.have_state = True
+
+    def push_history(self, u: np.ndarray) -> None:
+        """``PowerVm``'s utilisation history: one value per VM per decision point, 30 kept."""
+        self.hist[:, :-1] = self.hist[:, 1:]
+        self.hist[:, -1] = u
+
+    def fleet(self, t: float, req: np.ndarray) -> FleetSnapshot:
+        """The policy's view at decision time ``t``."""
+        acc = self.acc
+        n_h = len(acc.total)
+        return FleetSnapshot(
+            now_s=t,
+            ivn_names=acc.ivn_names,
+            host_ids=acc.host_ids,
+            host_ivn=np.zeros(n_h, dtype=np.int64),
+            host_cpu_capacity_mips=acc.total,
+            host_pe_mips=acc.pe,
+            host_ram_bytes=acc.host_ram,
+            host_power_w=acc.power,
+            host_available=np.ones(n_h, dtype=np.bool_),
+            instance_ids=acc.population.instance_ids,
+            instance_host=self.host_of.copy(),
+            instance_cpu_capacity_mips=acc.mips,
+            instance_cpu_request_mips=req,
+            instance_ram_bytes=acc.ram_mb * MB,
+            instance_in_migration=self.in_mig.copy(),
+            instance_cpu_history=self.hist.copy(),
+            instance_pes=acc.population.pes,
+            host_pes=acc.host_pes,
+            host_cpu_util_last=self.util_now(),
+            instance_list_rank=self.rank.copy(),
+        )
+
+    def start_migration(self, v: int, target: int | None, t: float, reason: str, row: int) -> float | None:
+        """``addMigratingInVm``: reserve ``target`` for VM ``v``; return the migration's duration."""
+        source = int(self.host_of[v])
+        if target is None or target == source or source < 0:
+            return None
+        acc = self.acc
+        self.in_mig[v] = True
+        self.slots[target, self.cnt[target]] = v
+        self.roles[target, self.cnt[target]] = IN
+        self.cnt[target] += 1
+        _set_role(source, v, OUT, self.slots, self.roles, self.cnt)
+        duration = float(acc.ram_mb[v] / (acc.nic_units[target] / (2 * 8000)))
+        size = float(acc.ram_mb[v] * MB)
+        led = self.ledger
+        led.migrations_started[row] += 1
+        led.migration_bytes[row] += size
+        self.migrated_vm.append(v)
+        self.migrations.append(
+            (
+                acc.population.instance_ids[v], acc.host_ids[source], acc.host_ids[target], self.ivn, self.ivn,
+                "cloudsim", reason, t, t + duration, size, duration, 0.0, "succeeded",
+            )
+        )  # fmt: skip
+        return duration
+
+    def complete_migration(self, v: int, target: int, row: int) -> None:
+        """``processVmMigrate``: the VM leaves its host and joins the end of the target's list."""
+        source = int(self.host_of[v])
+        _remove(source, v, -1, self.slots, self.roles, self.cnt)
+        _remove(target, v, IN, self.slots, self.roles, self.cnt)
+        self.slots[target, self.cnt[target]] = v
+        self.roles[target, self.cnt[target]] = NORMAL
+        self.cnt[target] += 1
+        self.rank[v] = self.seq_no
+        self.seq_no += 1
+        self.host_of[v] = target
+        self.in_mig[v] = False
+        self.ledger.migrations_finished[max(row, 0)] += 1
+
+    def sample(self, row: int) -> None:
+        """Per-decision state for the timeseries and the host heat map."""
+        led = self.ledger
+        u = self.util_now()
+        on = self.util_mips > 0
+        led.time_s[row] = self.last_t
+        led.active_hosts[row] = int(on.sum())
+        led.overloaded_hosts[row] = int((on & (self.req_mips > self.acc.total)).sum())
+        led.mean_active_util[row] = float(u[on].mean()) if on.any() else 0.0
+        led.host_util[row] = u
 
 
 def _eleven_points(table: list[float]) -> np.ndarray:

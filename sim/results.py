@@ -11,6 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+WORKFLOW_COLUMNS = ("instance_id", "target_ivn", "outcome", "start_s", "end_s", "estimated_duration_s", "reason")
+"""Columns of :attr:`RunResult.workflows`."""
+
 
 @dataclass
 class RunResult:

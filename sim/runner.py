@@ -25,10 +25,9 @@ from sim.driver import drive
 from sim.load_balancer import SimLoadBalancer
 from sim.migration import MIGRATION_COLUMNS, MigrationExecutor
 from sim.mirroring import SimMirroring
-from sim.results import RunResult
+from sim.results import WORKFLOW_COLUMNS, RunResult
 from sim.world import SimulationError, build_world
 
-WORKFLOW_COLUMNS = ("instance_id", "target_ivn", "outcome", "start_s", "end_s", "estimated_duration_s", "reason")
 ProgressCallback = Callable[[float, float], None]
 
 
