@@ -79,6 +79,15 @@ def seed_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(population_seq), np.random.default_rng(run_seq)
 
 
+def policy_stream(seed: int) -> np.random.Generator:
+    """The generator a policy's own draws come from (RS selection), independent of the other two.
+
+    It is the third child of the scenario seed's sequence, so adding it left the population and run
+    streams of :func:`seed_streams` unchanged.
+    """
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+
+
 def make_population(scenario: Scenario, settings: Settings, rng: np.random.Generator) -> InstancePopulation:
     """Build the scenario's instances from the traces found under ``settings.trace_roots``.
 
@@ -102,7 +111,7 @@ def make_scenario_policy(scenario: Scenario) -> Policy:
     params = dict(scenario.controller.params)
     if scenario.accounting == "cloudsim" and scenario.controller.policy in CONSOLIDATION_POLICIES:
         params.setdefault("cloudsim_quirks", True)
-    return make_policy(scenario.controller.policy, params)
+    return make_policy(scenario.controller.policy, params, rng=policy_stream(scenario.seed))
 
 
 def run_named(

@@ -468,8 +468,31 @@ def _factory(
     name: str,
     detector: Callable[[float], OverloadDetector],
     default_safety: float,
-    selection: Callable[[], VmSelection],
+    selection: Callable[..., VmSelection],
 ) -> Callable[..., ConsolidationPolicy]:
+    summary = (
+        f"CloudSim {name.upper()}: {getattr(detector, 'name', '')} detector, {getattr(selection, 'name', '')} "
+        f"selection (safety parameter default {default_safety})."
+    )
+    if selection is RandomSelection:
+
+        def make_random(
+            safety: float = default_safety,
+            target_selection: str = "power_aware_best_fit",
+            underload: bool = True,
+            cloudsim_quirks: bool = False,
+            *,
+            rng: np.random.Generator,
+        ) -> ConsolidationPolicy:
+            policy = ConsolidationPolicy(
+                detector(_safety(safety)), RandomSelection(rng), target_selection, underload, cloudsim_quirks
+            )
+            policy.name = name
+            return policy
+
+        make_random.__doc__ = summary + " Draws come from the generator the caller injects."
+        return make_random
+
     def make(
         safety: float = default_safety,
         target_selection: str = "power_aware_best_fit",
@@ -482,25 +505,33 @@ def _factory(
         policy.name = name
         return policy
 
-    make.__doc__ = (
-        f"CloudSim {name.upper()}: {getattr(detector, 'name', '')} detector, {getattr(selection, 'name', '')} "
-        f"selection (safety parameter default {default_safety})."
-    )
+    make.__doc__ = summary
     return make
 
 
-CONSOLIDATION_POLICIES: Mapping[str, Callable[..., ConsolidationPolicy]] = {
-    name: _factory(name, detector, safety, selection)
-    for name, detector, safety, selection in (
-        ("thr-mmt", StaticThreshold, 0.8, MinimumMigrationTime),
-        ("iqr-mmt", InterQuartileRange, 1.5, MinimumMigrationTime),
-        ("mad-mmt", MedianAbsoluteDeviation, 2.5, MinimumMigrationTime),
-        ("lr-mmt", LocalRegression, 1.2, MinimumMigrationTime),
-        ("lrr-mmt", LocalRegressionRobust, 1.2, MinimumMigrationTime),
-        ("iqr-mc", InterQuartileRange, 1.5, MaximumCorrelation),
-    )
-}
-"""CloudSim's named combinations with the paper's safety parameters as defaults (reference §1.9).
+_DETECTORS: tuple[tuple[str, Callable[[float], OverloadDetector], float], ...] = (
+    ("thr", StaticThreshold, 0.8),
+    ("iqr", InterQuartileRange, 1.5),
+    ("mad", MedianAbsoluteDeviation, 2.5),
+    ("lr", LocalRegression, 1.2),
+    ("lrr", LocalRegressionRobust, 1.2),
+)
+_SELECTIONS: tuple[tuple[str, Callable[..., VmSelection]], ...] = (
+    ("mmt", MinimumMigrationTime),
+    ("mc", MaximumCorrelation),
+    ("mu", MinimumUtilization),
+    ("rs", RandomSelection),
+)
 
-``safety`` is the detector's parameter ``s`` (for THR, the threshold itself).
+CONSOLIDATION_POLICIES: Mapping[str, Callable[..., ConsolidationPolicy]] = {
+    f"{d}-{v}": _factory(f"{d}-{v}", detector, safety, selection)
+    for d, detector, safety in _DETECTORS
+    for v, selection in _SELECTIONS
+}
+"""Every CloudSim detector x VM-selection combination, the paper's safety parameters as defaults
+(reference §1.9): ``thr-mmt``, ``iqr-mc``, ``lr-rs``, ...
+
+``safety`` is the detector's parameter ``s`` (for THR, the threshold itself). The ``*-rs`` factories
+take the generator their draws come from as the keyword ``rng``, injected by the caller
+(:func:`policies.registry.make_policy`), never from a parameter file.
 """

@@ -12,6 +12,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from policies.consolidation_policy import CONSOLIDATION_POLICIES
 from policies.errors import DEFAULT_LOCATION, PolicyConfigError
 from policies.null_policy import NullPolicy
@@ -42,13 +44,21 @@ def available_policies() -> dict[str, str]:
     return {name: _summary(factory) for name, factory in sorted(_FACTORIES.items())}
 
 
-def make_policy(name: str, params: Mapping[str, Any], *, location: str = DEFAULT_LOCATION) -> Policy:
+def make_policy(
+    name: str,
+    params: Mapping[str, Any],
+    *,
+    location: str = DEFAULT_LOCATION,
+    rng: np.random.Generator | None = None,
+) -> Policy:
     """Build the policy registered as ``name`` with ``params``.
 
     Args:
         name: A registered policy name (see :func:`available_policies`).
         params: Keyword parameters for the policy's factory.
         location: Configuration path of ``params``, used to prefix error messages.
+        rng: The generator a policy that draws random numbers uses; passed to factories that declare
+            a keyword ``rng`` (it is not a parameter a file can set).
 
     Raises:
         PolicyConfigError: Unknown policy, unknown parameter, or a parameter the policy rejects; the
@@ -66,8 +76,13 @@ def make_policy(name: str, params: Mapping[str, Any], *, location: str = DEFAULT
             if key not in valid:
                 listing = ", ".join(valid) if valid else "none"
                 raise PolicyConfigError(str(key), f"unknown parameter for {name!r}; valid: {listing}", location)
+    kwargs = dict(params)
+    if _takes_rng(factory):
+        if rng is None:
+            raise PolicyConfigError("rng", f"policy {name!r} draws random numbers: inject a numpy Generator", location)
+        kwargs["rng"] = rng
     try:
-        return factory(**params)
+        return factory(**kwargs)
     except PolicyConfigError as err:
         raise err.relocated(location) from None
 
@@ -78,7 +93,12 @@ def _parameter_names(factory: PolicyFactory) -> list[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in parameters if p.kind in kinds]
+    return [p.name for p in parameters if p.kind in kinds and p.name != "rng"]
+
+
+def _takes_rng(factory: PolicyFactory) -> bool:
+    """Whether ``factory`` wants the injected generator (a keyword parameter named ``rng``)."""
+    return "rng" in inspect.signature(factory).parameters
 
 
 def _summary(factory: PolicyFactory) -> str:

@@ -31,7 +31,8 @@ def test_policy_names_map_to_registered_twin_policies():
     assert npa.overrides["initial_placement"] == "first_fit"
     assert twin_policy_for("DVFS").overrides == {"accounting": "cloudsim", "initial_placement": "first_fit"}
     assert twin_policy_for("DVFS").tolerances == {"energy_kwh": 0.01}
-    assert twin_policy_for("LR-RS-1.2") is None  # not a registered combination
+    assert twin_policy_for("LR-RS-1.2").name == "lr-rs"  # every detector x selection is registered
+    assert twin_policy_for("LR-XX-1.2") is None  # no such selection rule
     assert twin_policy_for("nonsense") is None
 
 

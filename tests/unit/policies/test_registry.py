@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 import policies.registry as registry
@@ -23,9 +24,16 @@ def test_builtin_policies_are_listed_with_a_description() -> None:
 
 @pytest.mark.parametrize("name", sorted(available_policies()))
 def test_every_registered_policy_builds_with_defaults_and_is_named(name: str) -> None:
-    policy = make_policy(name, {})
+    policy = make_policy(name, {}, rng=np.random.default_rng(0))
     assert isinstance(policy.name, str)
     assert policy.name == name
+
+
+def test_a_policy_that_draws_needs_an_injected_generator() -> None:
+    with pytest.raises(PolicyConfigError, match="'lr-rs' draws random numbers"):
+        make_policy("lr-rs", {})
+    with pytest.raises(PolicyConfigError, match="rng: unknown parameter"):
+        make_policy("lr-rs", {"rng": 1}, rng=np.random.default_rng(0))
 
 
 def test_parameters_reach_the_policy() -> None:
@@ -45,10 +53,7 @@ def test_parameters_reach_the_policy() -> None:
         (
             "thresold",
             {},
-            (
-                "controller.policy: unknown policy 'thresold'; "
-                "available: iqr-mc, iqr-mmt, lr-mmt, lrr-mmt, mad-mmt, null, thr-mmt, threshold"
-            ),
+            ("controller.policy: unknown policy 'thresold'; available: iqr-mc, iqr-mmt, iqr-mu, iqr-rs, lr-mc, lr-mmt"),
         ),
     ],
 )
