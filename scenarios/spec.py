@@ -259,6 +259,46 @@ class RmaSettings(_Strict):
     cpu_overhead_mips: float = Field(default=10.0, ge=0)
 
 
+class FailureAt(_Strict):
+    """One scripted host failure."""
+
+    host: str = Field(description="host id, e.g. 'ivn-a/h00003' (IVN name / h + 5-digit index)")
+    at_s: float = Field(ge=0, description="failure time (s from the start of the run)")
+
+
+class FailureSettings(_Strict):
+    """Host failures, and the health metrics that rise before them and that telemetry reports."""
+
+    enabled: bool = False
+    model: Literal["exponential", "weibull", "list"] = Field(
+        default="exponential",
+        description="exponential / weibull: independent per-host lifetimes with mean mtbf_s; list: the times below",
+    )
+    mtbf_s: float = Field(default=30 * 86_400.0, gt=0, description="mean time between failures of one host")
+    weibull_shape: float = Field(default=1.5, gt=0, description="k > 1: wear-out, k < 1: infant mortality")
+    times: list[FailureAt] = Field(default_factory=list, description="model = 'list': scripted failures")
+    detection_s: float = Field(default=30.0, ge=0, description="heartbeat timeout before failover starts")
+    repair_s: float | None = Field(default=None, gt=0, description="a failed host returns after this; None: never")
+    health_lead_time_s: float = Field(
+        default=6 * 3600.0, ge=0, description="health metrics start rising this long before a failure"
+    )
+    health_noise: float = Field(default=0.25, ge=0, description="relative noise on the health metrics")
+    rebuild_boot_s: float = Field(
+        default=180.0, ge=0, description="without a mirror: time to provision and boot an empty replacement"
+    )
+
+
+class RequestSettings(_Strict):
+    """Request load per instance (a fluid rate following its CPU trace) and its latency."""
+
+    enabled: bool = False
+    peak_rps: float = Field(default=100.0, gt=0, description="requests/s an instance receives at 100 % CPU")
+    capacity_rps: float = Field(
+        default=125.0, gt=0, description="requests/s an instance serves with its full MIPS (M/M/1 service rate)"
+    )
+    timeout_s: float = Field(default=2.0, gt=0, description="a request waiting longer counts as failed")
+
+
 class ControllerSettings(_Strict):
     """The migration controller: how often it decides, with which policy and parameters."""
 
@@ -275,6 +315,15 @@ class ControllerSettings(_Strict):
     dwell_s: float = Field(default=30.0, ge=0, description="time at each traffic step before a health check")
     health_failure_probability: float = Field(
         default=0.0, ge=0, le=1, description="chance that a replacement fails a health check (twin only)"
+    )
+    migration_strategy: Literal["auto", "precopy", "cold", "mirror_restore"] = Field(
+        default="auto",
+        description="how instances move: auto picks the cheapest per migration (bytes, time, downtime)",
+    )
+    max_downtime_s: float = Field(default=0.3, gt=0, description="pre-copy stop-and-copy target downtime")
+    max_precopy_rounds: int = Field(default=30, gt=0, description="forced stop-and-copy after this many rounds")
+    health_detection_delay_s: float = Field(
+        default=5.0, ge=0, description="time for a replacement's failing health check to be noticed"
     )
 
     @field_validator("traffic_steps")
@@ -298,6 +347,8 @@ class Scenario(_Strict):
     workload: Workload
     rma: RmaSettings = RmaSettings()
     controller: ControllerSettings = ControllerSettings()
+    failures: FailureSettings = FailureSettings()
+    requests: RequestSettings = RequestSettings()
     idle_hosts_off: bool = Field(default=True, description="a host with no load draws 0 W")
     power_aware: bool = Field(
         default=True,

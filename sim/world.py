@@ -22,7 +22,8 @@ from sim.migration import MigrationExecutor
 from sim.mirroring import SimMirroring
 from sim.placement import PlacementError
 
-#: Maximum downtime a live migration's stop-and-copy may take (QEMU's default is 300 ms).
+#: Default maximum downtime of a live migration's stop-and-copy (QEMU's default is 300 ms); the
+#: scenario's ``controller.max_downtime_s`` sets it.
 MAX_DOWNTIME_S = 0.3
 
 
@@ -83,7 +84,7 @@ def build_world(
     except PlacementError as exc:
         raise SimulationError(f"scenario {scenario.name}: {exc}") from None
     mirroring = SimMirroring(env, dc, scenario.rma, store_ivns(scenario, np.asarray(population.ivn_index)))
-    executor = MigrationExecutor(env, dc, mirroring, max_downtime_s=MAX_DOWNTIME_S)
+    executor = MigrationExecutor(env, dc, mirroring, max_downtime_s=scenario.controller.max_downtime_s)
     ctl = scenario.controller
     p_fail = ctl.health_failure_probability if health_failure_probability is None else health_failure_probability
     lb = SimLoadBalancer(env, dc, rng, failure_probability=p_fail)
