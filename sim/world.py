@@ -22,10 +22,6 @@ from sim.migration import MigrationExecutor
 from sim.mirroring import SimMirroring
 from sim.placement import PlacementError
 
-#: Default maximum downtime of a live migration's stop-and-copy (QEMU's default is 300 ms); the
-#: scenario's ``controller.max_downtime_s`` sets it.
-MAX_DOWNTIME_S = 0.3
-
 
 class SimulationError(Exception):
     """The scenario cannot be simulated as given (e.g. the instances don't fit). One-line message."""
