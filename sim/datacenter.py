@@ -165,6 +165,10 @@ class Datacenter:
         self.shadow_host = np.full(n_i, -1, dtype=np.int64)
         self.shadow_weight = np.zeros(n_i)
         self.busy = np.zeros(n_i, dtype=bool)  # inside a cross-IVN workflow
+        # Not serving requests: its host failed and no replacement runs yet, or a cold copy /
+        # stop-and-copy has it paused. Failures, migrations and the request model share this flag.
+        self.instance_down = np.zeros(n_i, dtype=bool)
+        self.instance_down_since = np.full(n_i, np.nan)
         self.request = np.zeros(n_i)
         self.rma_overhead_mips = np.zeros(n_i)
 
