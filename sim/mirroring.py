@@ -8,8 +8,10 @@ compression and deduplication ratios. All snapshots due at the same instant trav
 transfer per (source IVN, store IVN) pair, sharing the inter-IVN link and the store's ingest with
 migrations. A snapshot exists for restore only once its last byte has reached the store.
 
-Retention keeps the last ``retention_count`` snapshots; the store compacts a chain into a new base
-once it holds ``max_chain_length`` deltas, so a restore never needs more than that many.
+What each store holds — retention by count and age, chain compaction, capacity — is
+:class:`sim.mirror_store.SnapshotChains`. A delta is only accepted on top of the snapshot it was
+computed against; when the store refused that one (full), the agent falls back to the last snapshot
+the store holds, so no chain ever references a missing snapshot.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from policies.records import MirrorSnapshot
 from scenarios.spec import MB, RmaSettings
 from sim.datacenter import Datacenter
 from sim.migration_physics import unique_dirty_bytes
+from sim.mirror_store import SnapshotChains
 
 
 class SimMirroring:
@@ -38,9 +41,15 @@ class SimMirroring:
         self.next_due_s = np.zeros(n)
         self.last_capture_s = np.full(n, -np.inf)  # capture time of the last snapshot sent
         self.latest_s = np.full(n, -np.inf)  # capture time of the latest snapshot complete in the store
-        self.chain_len = np.zeros(n, dtype=np.int64)
-        self.base_bytes = np.zeros(n)
-        self.delta_bytes = np.zeros((n, settings.retention_count))  # ring buffer of retained deltas
+        capacity = np.array([ivn.mirror_store_capacity_gb * 1e9 for ivn in dc.scenario.topology.ivns])
+        self.chains = SnapshotChains(
+            n,
+            store_ivn,
+            capacity,
+            retention_count=settings.retention_count,
+            retention_max_age_s=settings.retention_max_age_s,
+            max_chain_length=settings.max_chain_length,
+        )
         self.snapshots_taken = np.zeros(n, dtype=np.int64)
         self.bytes_sent = 0.0
         self.reduction = settings.compression_ratio * settings.dedup_ratio
@@ -60,7 +69,24 @@ class SimMirroring:
 
     def stored_bytes(self) -> float:
         """Bytes held by all Mirror Stores (bases plus retained deltas)."""
-        return float(self.base_bytes.sum() + self.delta_bytes.sum())
+        return self.chains.stored_bytes()
+
+    def data_at_risk_bytes(self, now: float) -> np.ndarray:
+        """Per instance, the bytes written since its latest snapshot reached the store (all, if none).
+
+        This is what a failure at ``now`` would lose: uncompressed unique dirty memory.
+        """
+        age = now - self.latest_s
+        known = np.isfinite(age)
+        out = np.asarray(self.dc.state_bytes, dtype=np.float64).copy()
+        if known.any():
+            w = self.working_set[known]
+            d = self.dirty_Bps(np.flatnonzero(known))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[known] = np.where(
+                    w > 0, w * -np.expm1(-d * np.maximum(age[known], 0.0) / np.where(w > 0, w, 1.0)), 0.0
+                )
+        return out
 
     def latest(self, i: int, ivn: int) -> MirrorSnapshot | None:
         """Latest complete snapshot of instance ``i`` in IVN ``ivn``'s store, if there is one."""
@@ -73,7 +99,7 @@ class SimMirroring:
             process_list=("workload",),
             file_list=(),
             ivn=self.dc.ivn_names[ivn],
-            chain_length=int(min(self.chain_len[i], self.settings.max_chain_length)),
+            chain_length=self.chains.restore_chain_length(i),
         )
 
     def delta_since_latest(self, i: int, now: float) -> float:
@@ -106,6 +132,7 @@ class SimMirroring:
         with np.errstate(divide="ignore", invalid="ignore"):
             raw = np.where(w > 0, w * -np.expm1(-d * tau / np.where(w > 0, w, 1.0)), 0.0)
         size = np.where(first, dc.state_bytes[due], raw) / self.reduction
+        parents = self.last_capture_s[due].copy()  # the snapshot each delta was computed against
         self.last_capture_s[due] = now
         self.next_due_s[due] = now + self.interval_s[due]
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -116,6 +143,7 @@ class SimMirroring:
             members = due[positions]
             sizes = size[positions]
             firsts = first[positions]
+            parent = parents[positions]
             links = [int(dc.store_link[b])]
             if a != b:
                 links.append(dc.ivn_link[(a, b)])
@@ -124,27 +152,32 @@ class SimMirroring:
             k = min(dc.k, dc.n_steps - 1)
             dc.step.snapshot_bytes[k] += total
             t = dc.network.start(links, total, weight=float(len(members)), tag="snapshot")
-            t.done.callbacks.append(lambda _ev, m=members, s=sizes, f=firsts, c=now: self._arrived(m, s, f, c))
+            t.done.callbacks.append(
+                lambda _ev, m=members, s=sizes, f=firsts, p=parent, c=now: self._arrived(m, s, f, p, c)
+            )
 
-    def _arrived(self, members: np.ndarray, sizes: np.ndarray, firsts: np.ndarray, captured: float) -> None:
-        """Snapshots whose bytes are all in the store become restorable; apply retention."""
+    def _arrived(
+        self, members: np.ndarray, sizes: np.ndarray, firsts: np.ndarray, parents: np.ndarray, captured: float
+    ) -> None:
+        """Snapshots whose bytes are all in the store become restorable if the store accepts them.
+
+        A delta is accepted only on top of the snapshot it was computed against; one whose parent
+        the store does not hold (refused earlier) is refused too.
+        """
         newer = captured > self.latest_s[members]
-        members, sizes, firsts = members[newer], sizes[newer], firsts[newer]
-        self.latest_s[members] = captured
-        self.snapshots_taken[members] += 1
-        base = members[firsts]
-        self.base_bytes[base] = sizes[firsts]
-        self.chain_len[base] = 0
-        self.delta_bytes[base] = 0.0
-        inc, inc_sizes = members[~firsts], sizes[~firsts]
-        slot = self.chain_len[inc] % self.settings.retention_count
-        self.delta_bytes[inc, slot] = inc_sizes
-        self.chain_len[inc] += 1
-        # Compaction: the store folds the chain into a new base server-side (no transfer).
-        full = inc[self.chain_len[inc] >= self.settings.max_chain_length]
-        self.chain_len[full] = 0
-        self.delta_bytes[full] = 0.0
-        self.base_bytes[full] = self.dc.state_bytes[full] / self.reduction
+        members, sizes, firsts, parents = members[newer], sizes[newer], firsts[newer], parents[newer]
+        chained = firsts | (parents == self.latest_s[members])
+        full_bytes = self.dc.state_bytes[members] / self.reduction
+        accepted = np.zeros(members.size, dtype=np.bool_)
+        ok = np.flatnonzero(chained)
+        accepted[ok] = self.chains.append(members[ok], captured, sizes[ok], firsts[ok], full_bytes[ok])
+        self.chains.refused[members[~chained]] += 1
+        stored = members[accepted]
+        self.latest_s[stored] = captured
+        self.snapshots_taken[stored] += 1
+        # The agent's next delta must build on what the store really holds.
+        lost = members[~accepted]
+        self.last_capture_s[lost] = self.latest_s[lost]
 
     def _run(self):  # type: ignore[no-untyped-def]
         env = self.env
