@@ -152,6 +152,37 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    """``mirrortwin sweep``: one scenario, one field swept over values; the table and what-if plot."""
+    from mirrortwin import plots, sweep, wiring
+
+    values = sweep.parse_values(args.values)
+    if not values:
+        raise UsageError("--values: give at least one value, e.g. --values 60,300,900")
+    overrides = parse_overrides(args.set)
+    table, results = sweep.run_sweep(
+        args.scenario,
+        param=args.param,
+        values=values,
+        policy=args.policy,
+        overrides=overrides,
+        settings=settings,
+        progress=lambda v: None,
+    )
+    name = wiring.results_folder_name(results[0].scenario, f"sweep-{args.param}", overrides)
+    folder = args.out or settings.results_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "sweep.csv")
+    markdown = sweep.sweep_markdown(table)
+    (folder / "sweep.md").write_text(markdown + "\n", encoding="utf-8")
+    if not args.no_plots:
+        title = f"{results[0].scenario} / {results[0].policy}: what-if over {args.param}"
+        plots.save(plots.whatif_figure(table, title=title), folder / plots.WHATIF_PLOT)
+    print(markdown)
+    print(f"results: {folder}")
+    return 0
+
+
 def cmd_scenarios_list(args: argparse.Namespace, settings: Settings) -> int:
     """``mirrortwin scenarios list``: the named scenarios of the catalogue."""
     from scenarios.catalogue import list_scenarios
@@ -240,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--policies", required=True, metavar="A,B,...", help="comma-separated policy names")
     _add_common(compare)
     compare.set_defaults(func=cmd_compare)
+
+    sweep = commands.add_parser("sweep", help="run a scenario once per value of one field; table and what-if plot")
+    sweep.add_argument("scenario", metavar="SCENARIO", help="catalogue name or path of a scenario .toml")
+    sweep.add_argument(
+        "--param", required=True, metavar="KEY", help="dotted field to sweep, e.g. rma.snapshot_interval_s"
+    )
+    sweep.add_argument("--values", required=True, metavar="V1,V2,...", help="comma-separated values")
+    sweep.add_argument("--policy", metavar="NAME", help="policy to run (default: the scenario's controller.policy)")
+    _add_common(sweep)
+    sweep.set_defaults(func=cmd_sweep)
 
     scenarios = commands.add_parser("scenarios", help="the scenario catalogue")
     scenarios_sub = scenarios.add_subparsers(dest="action", required=True, metavar="ACTION")

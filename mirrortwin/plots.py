@@ -221,3 +221,41 @@ def write_run_plots(result: RunResult, out_dir: Path) -> dict[str, Path]:
         "migrations": migrations_figure,
     }
     return {key: save(draw(result), out_dir / RUN_PLOTS[key]) for key, draw in figures.items()}
+
+
+WHATIF_PLOT = "whatif.png"
+
+#: The what-if panels: (sweep-table column, axis label). Data lost is drawn when failures were
+#: injected; otherwise the time-averaged data at risk stands in for it.
+_WHATIF_PANELS = (
+    ("mirror_bandwidth_mbps", "mirroring bandwidth (Mbit/s)"),
+    ("mirror_peak_stored_gb", "Mirror Store peak (GB)"),
+    ("data_lost_mb", "data lost on failure (MB)"),
+    ("migration_downtime_mean_s", "mean migration downtime (s)"),
+)
+
+
+def whatif_figure(table: pd.DataFrame, *, title: str) -> Figure:
+    """Four panels against the swept value: bandwidth, storage, data lost (or at risk), downtime."""
+    fig = _new_figure(10.0, 7.0)
+    axes = np.atleast_1d(fig.subplots(2, 2)).ravel()
+    x = pd.to_numeric(pd.Series(table.index), errors="coerce").to_numpy(dtype=float)
+    numeric = not np.isnan(x).any()
+    positions = x if numeric else np.arange(len(table))
+    for ax, (column, label) in zip(axes, _WHATIF_PANELS, strict=True):
+        values = pd.to_numeric(table.get(column, pd.Series(np.nan, index=table.index)), errors="coerce")
+        if column == "data_lost_mb" and values.isna().all():
+            values = pd.to_numeric(table["data_at_risk_mean_mb"], errors="coerce")
+            label = "data at risk, mean per instance (MB)"
+        ax.plot(positions, values.to_numpy(dtype=float), marker="o", color="tab:blue")
+        if values.isna().all():
+            ax.text(0.5, 0.5, "nothing to show in these runs", ha="center", va="center", transform=ax.transAxes)
+        ax.set_ylabel(label)
+        ax.set_xlabel(str(table.index.name))
+        if numeric and len(x) > 1 and x.min() > 0 and x.max() / x.min() >= 10:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(positions, [str(v) for v in table.index])
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig

@@ -73,12 +73,16 @@ def run_scenario(
     )
     duration = dc.n_steps * dc.step_s
 
+    at_risk = np.zeros(dc.n_steps)
+
     def steps():  # type: ignore[no-untyped-def]
         for k in range(dc.n_steps):
             dc.advance()
             dc.k = k
             dc.set_demand(k + int(scenario.start_offset_s // dc.step_s))
             dc.record_step_state(k)
+            if scenario.rma.enabled:
+                at_risk[k] = float(mirroring.data_at_risk_bytes(env.now).sum())
             if progress is not None:
                 progress(env.now, duration)
             yield env.timeout(dc.step_s)
@@ -95,7 +99,25 @@ def run_scenario(
     if progress is not None:
         progress(duration, duration)
     wall = time.perf_counter() - wall0
-    return _collect(scenario, policy, dc, mirroring, executor, controller, lb, wall)
+    result = _collect(scenario, policy, dc, mirroring, executor, controller, lb, wall)
+    _add_mirror_figures(result, scenario, mirroring, at_risk)
+    return result
+
+
+def _add_mirror_figures(result: RunResult, scenario: Scenario, mirroring: SimMirroring, at_risk: np.ndarray) -> None:
+    """What mirroring costs and protects: store use, refusals, and the data a failure would lose."""
+    n = max(len(mirroring.latest_s), 1)
+    enabled = scenario.rma.enabled
+    result.timeseries["data_at_risk_bytes"] = at_risk if enabled else np.nan
+    result.summary.update(
+        {
+            "mirror_peak_stored_bytes": float(mirroring.chains.peak_used.sum()),
+            "mirror_snapshots_refused": int(mirroring.chains.refused.sum()),
+            "mirror_bandwidth_bps": 8.0 * mirroring.bytes_sent / scenario.duration_s,
+            # mean over the run of the bytes written since each instance's last stored snapshot
+            "data_at_risk_mean_bytes": float(at_risk.mean()) / n if enabled else float("nan"),
+        }
+    )
 
 
 def _collect(
