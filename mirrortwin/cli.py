@@ -73,6 +73,17 @@ def parse_policy_list(text: str) -> list[str]:
     return names
 
 
+def parse_variant(text: str) -> Any:
+    """``LABEL:POLICY[:KEY=VALUE;KEY=VALUE...]`` -> a comparison variant (values read as TOML)."""
+    from mirrortwin.wiring import Variant
+
+    parts = text.split(":", 2)
+    if len(parts) < 2 or not parts[0].strip() or not parts[1].strip():
+        raise UsageError(f"--variant {text!r}: expected LABEL:POLICY[:KEY=VALUE;KEY=VALUE...]")
+    sets = [item for item in parts[2].split(";") if item.strip()] if len(parts) == 3 else []
+    return Variant(parts[0].strip(), parts[1].strip(), parse_overrides(sets))
+
+
 @contextmanager
 def sim_time_bar(label: str) -> Iterator[Callable[[float, float], None]]:
     """Yield a tqdm bar over simulated hours as a ``progress(now_s, duration_s)`` callback.
@@ -130,11 +141,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     """``mirrortwin compare``: the same scenario and seed under several policies, side by side."""
-    policies = parse_policy_list(args.policies)
-    overrides = parse_overrides(args.set)
     from mirrortwin import artefacts, report, wiring
 
-    prepared = wiring.prepare_comparison(args.scenario, policies=policies, overrides=overrides, settings=settings)
+    overrides = parse_overrides(args.set)
+    variants = [parse_variant(text) for text in args.variant or []]
+    variants += [wiring.Variant(p, p, {}) for p in (parse_policy_list(args.policies) if args.policies else [])]
+    labels = [v.label for v in variants]
+    repeated = sorted({n for n in labels if labels.count(n) > 1})
+    if repeated:
+        raise UsageError(f"--policies/--variant: {', '.join(repeated)} given more than once")
+    policies = labels
+    prepared = wiring.prepare_comparison(args.scenario, variants=variants, overrides=overrides, settings=settings)
     results = []
     for name in policies:
         with sim_time_bar(f"{prepared.scenarios[name].name}/{name}") as progress:
@@ -268,7 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="run several policies on the same scenario and seed")
     compare.add_argument("scenario", metavar="SCENARIO", help="catalogue name or path of a scenario .toml")
-    compare.add_argument("--policies", required=True, metavar="A,B,...", help="comma-separated policy names")
+    which = compare.add_mutually_exclusive_group(required=True)
+    which.add_argument("--policies", metavar="A,B,...", help="comma-separated policy names")
+    which.add_argument(
+        "--variant",
+        action="append",
+        metavar="LABEL:POLICY[:K=V;K=V]",
+        help="a labelled configuration with its own overrides, e.g. no-mirror:null:rma.enabled=false (repeatable)",
+    )
     _add_common(compare)
     compare.set_defaults(func=cmd_compare)
 

@@ -67,7 +67,13 @@ HEADLINE: tuple[Metric, ...] = (
     Metric("migrations", "migrations", "migrations", 1.0, _count),
     Metric("bytes_moved", "bytes moved", "moved (GB)", 1e-9, _gigabytes),
     Metric("downtime_s", "downtime", "downtime (s)", 1.0, _seconds),
+    Metric("data_lost_bytes", "data lost", "data lost (GB)", 1e-9, _gigabytes),
+    Metric("requests_failed", "requests failed", "requests failed", 1.0, _count),
 )
+
+#: Metrics a run only has when the scenario enables what produces them (failures, requests); they
+#: are left out of tables rather than shown as n/a.
+OPTIONAL = frozenset({"data_lost_bytes", "requests_failed"})
 
 
 def headline_values(result: RunResult) -> dict[str, float]:
@@ -79,6 +85,8 @@ def headline_values(result: RunResult) -> dict[str, float]:
     summary = result.summary
     values: dict[str, float] = {}
     for metric in HEADLINE:
+        if metric.key in OPTIONAL and summary.get(metric.key) is None:
+            continue  # the run has no failures / requests: the metric does not exist, it is not n/a
         if metric.key in summary and summary[metric.key] is not None:
             values[metric.key] = float(summary[metric.key])
         elif metric.key == "downtime_s" and "downtime_s" in result.instances:
@@ -97,7 +105,7 @@ def _fmt(metric: Metric, value: float) -> str:
 def headline_table(result: RunResult) -> str:
     """Two aligned columns (metric, value) for the terminal."""
     values = headline_values(result)
-    rows = [(m.label, _fmt(m, values[m.key])) for m in HEADLINE]
+    rows = [(m.label, _fmt(m, values[m.key])) for m in HEADLINE if m.key in values]
     width = max(len(label) for label, _ in rows)
     header = f"{result.scenario} / {result.policy} / seed {result.seed}"
     return "\n".join([header, *(f"  {label:<{width}}  {value}" for label, value in rows)])
@@ -152,7 +160,7 @@ def run_report(result: RunResult, plots: Mapping[str, Path], *, description: str
         "",
         "| metric | value |",
         "|---|---|",
-        *(f"| {m.label} | {_fmt(m, values[m.key])} |" for m in HEADLINE),
+        *(f"| {m.label} | {_fmt(m, values[m.key])} |" for m in HEADLINE if m.key in values),
         "",
         reading(result),
         "",
@@ -188,7 +196,7 @@ def comparison_frame(results: Sequence[RunResult]) -> pd.DataFrame:
 
 def comparison_markdown(frame: pd.DataFrame) -> str:
     """Format the comparison as a Markdown table with formatted values, metrics as columns."""
-    metrics = [m for m in HEADLINE if m.key in frame.columns]
+    metrics = _shown(frame)
     header = "| policy | " + " | ".join(m.label for m in metrics) + " |"
     rule = "|---|" + "---|" * len(metrics)
     rows = [
@@ -196,6 +204,15 @@ def comparison_markdown(frame: pd.DataFrame) -> str:
         for policy in frame.index
     ]
     return "\n".join([header, rule, *rows])
+
+
+def _shown(frame: pd.DataFrame) -> list[Metric]:
+    """Headline metrics of a comparison, without optional ones no run has."""
+    return [
+        m
+        for m in HEADLINE
+        if m.key in frame.columns and (m.key not in OPTIONAL or not pd.to_numeric(frame[m.key]).isna().all())
+    ]
 
 
 def _best(frame: pd.DataFrame, key: str) -> str:
@@ -248,5 +265,5 @@ def comparison_report(
 
 def comparison_plot_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Scale the comparison for plotting, columns renamed to labels with units."""
-    metrics = [m for m in HEADLINE if m.key in frame.columns]
+    metrics = _shown(frame)
     return pd.DataFrame({m.unit_label: frame[m.key] * m.scale for m in metrics}, index=frame.index)

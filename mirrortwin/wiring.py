@@ -157,45 +157,80 @@ def run_resolved(spec: Scenario, *, settings: Settings, progress: ProgressCallba
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One configuration of a comparison: a label, the policy, and its own ``--set`` overrides."""
+
+    label: str
+    policy: str
+    overrides: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class PreparedComparison:
-    """Everything a policy comparison needs, checked before the first run starts.
+    """Everything a comparison needs, checked before the first run starts.
 
     Attributes:
-        scenarios: The resolved scenario for each policy, in the order given.
-        population: The instances every run shares (same seed, same draw).
+        scenarios: The resolved scenario for each variant label, in the order given.
+        populations: The instances each variant runs on; variants that do not change the workload
+            share one population (same seed, same draw), so they replay the same demand.
     """
 
     scenarios: dict[str, Scenario]
-    population: InstancePopulation
+    populations: dict[str, InstancePopulation]
+
+    @property
+    def population(self) -> InstancePopulation:
+        """The first variant's population (all of them, when no variant changes the workload)."""
+        return next(iter(self.populations.values()))
 
 
 def prepare_comparison(
-    scenario: str, *, policies: Sequence[str], overrides: Mapping[str, Any], settings: Settings
+    scenario: str,
+    *,
+    policies: Sequence[str] = (),
+    overrides: Mapping[str, Any],
+    settings: Settings,
+    variants: Sequence[Variant] = (),
 ) -> PreparedComparison:
-    """Resolve the scenario for every policy and build the shared population once.
+    """Resolve the scenario for every policy (or variant) and build the populations once.
 
-    Every policy is constructed here, before any run, so a typo in the third policy name fails in a
-    second rather than after two long runs. The population depends only on the workload and the seed,
-    never on the controller, so one build serves all runs and guarantees they replay the same demand.
+    Every policy is constructed here, before any run, so a typo in the third name fails in a second
+    rather than after two long runs. The population depends only on the workload, the grid and the
+    seed, so variants that leave those alone share one build and replay the same demand.
 
     Raises:
         ScenarioError, PolicyConfigError, TraceNotFoundError, SimulationError: one-line user errors
             (see :data:`mirrortwin.errors.USER_ERRORS`).
     """
-    specs = {name: resolve_for_policy(scenario, policy=name, overrides=overrides) for name in policies}
+    chosen = list(variants) or [Variant(p, p, {}) for p in policies]
+    specs = {
+        v.label: resolve_for_policy(scenario, policy=v.policy, overrides={**overrides, **v.overrides}) for v in chosen
+    }
     for spec in specs.values():
         make_scenario_policy(spec)
-    first = next(iter(specs.values()))
-    pop_rng, _ = seed_streams(first.seed)
-    population = make_population(first, settings, pop_rng)
-    return PreparedComparison(scenarios=specs, population=population)
+    built: dict[str, InstancePopulation] = {}
+    populations: dict[str, InstancePopulation] = {}
+    for label, spec in specs.items():
+        key = json.dumps(
+            [spec.workload.model_dump(), spec.seed, spec.step_s, spec.duration_s, spec.start_offset_s], default=str
+        )
+        if key not in built:
+            pop_rng, _ = seed_streams(spec.seed)
+            built[key] = make_population(spec, settings, pop_rng)
+        populations[label] = built[key]
+    return PreparedComparison(scenarios=specs, populations=populations)
 
 
-def run_prepared(prepared: PreparedComparison, policy: str, *, progress: ProgressCallback | None = None) -> RunResult:
-    """Run one policy of a prepared comparison on a fresh policy object and the shared population."""
-    spec = prepared.scenarios[policy]
+def run_prepared(prepared: PreparedComparison, label: str, *, progress: ProgressCallback | None = None) -> RunResult:
+    """Run one variant of a prepared comparison on a fresh policy object; the result carries its label."""
+    spec = prepared.scenarios[label]
     _, run_rng = seed_streams(spec.seed)
-    return run_scenario(spec, prepared.population, make_scenario_policy(spec), rng=run_rng, progress=progress)
+    result = run_scenario(spec, prepared.populations[label], make_scenario_policy(spec), rng=run_rng, progress=progress)
+    if result.policy != label:
+        result.summary["policy_name"] = result.policy
+        result.policy = label
+        result.summary["policy"] = label
+    return result
 
 
 def results_folder_name(scenario: str, policy: str, overrides: Mapping[str, Any]) -> str:

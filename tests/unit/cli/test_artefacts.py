@@ -68,8 +68,8 @@ def test_report_links_exactly_the_plots_written(runs: dict[str, RunResult], tmp_
     for name in plots.RUN_PLOTS.values():
         assert f"]({name})" in text and (folder / name).is_file()
     assert report.reading(result) in text
-    for metric in report.HEADLINE:
-        assert f"| {metric.label} |" in text
+    for metric in report.HEADLINE:  # the optional metrics exist only with failures / requests enabled
+        assert (f"| {metric.label} |" in text) == (metric.key not in report.OPTIONAL)
     # Re-writing without plots removes the old PNGs, so the folder never mixes two runs.
     text = artefacts.write_run(result, folder, with_plots=False).report.read_text(encoding="utf-8")
     assert not list(folder.glob("*.png"))
@@ -80,7 +80,7 @@ def test_headline_table_names_every_metric(runs: dict[str, RunResult]) -> None:
     table = report.headline_table(runs["threshold"])
     assert table.splitlines()[0] == "smoke / threshold / seed 0"
     for metric in report.HEADLINE:
-        assert metric.label in table
+        assert (metric.label in table) == (metric.key not in report.OPTIONAL)
     assert "n/a" not in table
 
 
@@ -104,7 +104,7 @@ def test_write_comparison(runs: dict[str, RunResult], tmp_path: Path) -> None:
     written = artefacts.write_comparison(ordered, tmp_path / "cmp")
     table = pd.read_csv(written.table_csv, index_col="policy", keep_default_na=False)  # a policy is named "null"
     assert list(table.index) == ["null", "threshold"]
-    assert list(table.columns) == [m.key for m in report.HEADLINE]
+    assert list(table.columns) == [m.key for m in report.HEADLINE if m.key not in report.OPTIONAL]
     assert table.at["null", "migrations"] == 0
     assert written.plot is not None and written.plot.is_file()
     assert set(written.runs) == {"null", "threshold"}
