@@ -14,6 +14,7 @@ import simpy
 from policies.fleet import FleetSnapshot
 from policies.records import MirrorSnapshot, Move
 from sim.datacenter import Datacenter
+from sim.failures import HEALTH_METRICS, HostFailures
 from sim.load_balancer import SimLoadBalancer, split_backend
 from sim.migration import MigrationExecutor, MigrationRefusedError
 from sim.mirroring import SimMirroring
@@ -34,9 +35,10 @@ class SimClock:
 class SimTelemetry:
     """What the RMAs report: current demand and utilisation history, sampled at the RMA interval."""
 
-    def __init__(self, dc: Datacenter, sampling_interval_s: float):
+    def __init__(self, dc: Datacenter, sampling_interval_s: float, *, failures: HostFailures | None = None):
         self.dc = dc
         self.stride = max(1, round(sampling_interval_s / dc.step_s))
+        self.failures = failures
 
     def fleet(self, history_len: int) -> FleetSnapshot:
         """Build the fleet view at the current step, with ``history_len`` samples per instance."""
@@ -62,15 +64,29 @@ class SimTelemetry:
             instance_cpu_capacity_mips=dc.mips,
             instance_cpu_request_mips=dc.request.copy(),
             instance_ram_bytes=dc.ram,
-            instance_in_migration=(dc.migrating_to >= 0) | dc.busy | (dc.shadow_host >= 0),
+            instance_in_migration=(dc.migrating_to >= 0) | dc.busy | (dc.shadow_host >= 0) | dc.instance_down,
             instance_cpu_history=hist,
             instance_pes=dc.pes,
             host_pes=dc.host_pes,
         )
 
     def health_metrics(self, instance_id: str) -> Mapping[str, float]:
-        """Health readings of the instance's host; the twin has no health model in this issue."""
-        return {}
+        """Health readings of the instance's host now; empty without a failure model or a live host."""
+        if self.failures is None:
+            return {}
+        return self.failures.health_of_host(int(self.dc.host_of[self.dc.instance_index[instance_id]]))
+
+    def host_health(self, now: float | None = None) -> dict[str, np.ndarray]:
+        """Health readings of every host at once (NaN for a failed host), for vectorised predictors.
+
+        Returns:
+            Metric name -> array over hosts (error counts per sampling interval); empty without a
+            failure model.
+        """
+        if self.failures is None:
+            return {}
+        table = self.failures.host_health(now)
+        return {name: table[:, j] for j, name in enumerate(HEALTH_METRICS)}
 
 
 class SimMirrorStorePort:

@@ -274,7 +274,8 @@ class Datacenter:
         if self.scenario.power_aware:
             power = np.where(on, power_at(self.host_power_w, util), 0.0)
         else:  # non-power-aware datacenter: every host at its 100 % power, all the time
-            power = self.host_power_w[:, -1].copy()
+            # ... except a failed host, which draws nothing (all hosts are available without failures).
+            power = np.where(self.host_available, self.host_power_w[:, -1], 0.0)
         self.host_energy_j += power * dt
         s = self.step
         s.energy_j[k] += float(power.sum()) * dt

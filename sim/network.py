@@ -62,6 +62,8 @@ class SharedNetwork:
         self.capacity_Bps = np.asarray(capacities_bps, dtype=np.float64) / 8.0
         self.names = tuple(names)
         self.bytes_delivered: dict[str, float] = {}
+        #: Bytes of cancelled transfers that never arrived, per tag (delivered + lost = sent).
+        self.bytes_lost: dict[str, float] = {}
         self._tags: list[str] = []
         self._transfers: np.ndarray = np.empty(0, dtype=object)
         self._links = np.zeros((0, MAX_LINKS), dtype=np.int64)
@@ -116,10 +118,17 @@ class SharedNetwork:
         return t
 
     def cancel(self, transfer: Transfer) -> None:
-        """Stop a transfer; the bytes it already moved stay counted, its event never fires."""
+        """Stop a transfer; the bytes it already moved stay counted, its event never fires.
+
+        The bytes it had not moved yet are counted in :attr:`bytes_lost`, so every byte a transfer
+        set out to send is either delivered or lost (a host failure cuts its transfers).
+        """
         self._advance()
         for i, t in enumerate(self._transfers.tolist()):
             if t is transfer:
+                left = float(self._remaining[i])
+                self.bytes_lost[t.tag] = self.bytes_lost.get(t.tag, 0.0) + left
+                t.remaining_bytes = left
                 keep = np.ones(len(self._transfers), dtype=bool)
                 keep[i] = False
                 self._compact(keep)

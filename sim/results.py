@@ -31,7 +31,9 @@ class RunResult:
             ``source_ivn``, ``target_ivn``, ``kind``, ``reason``, ``start_s``, ``end_s``, ``bytes``,
             ``estimated_duration_s``, ``downtime_s``, ``outcome``.
         instances: One row per instance: ``instance_id``, ``downtime_s``, ``migrations``,
-            ``bytes_moved``, ``final_host``.
+            ``bytes_moved``, ``final_host``; with failures also ``data_lost_bytes`` and ``failovers``
+            (and ``timeseries`` gains ``host_failures`` and ``instances_down``, the mean number of
+            instances down over the step).
         workflows: One row per run of the migration workflow (cross-IVN moves): ``instance_id``,
             ``target_ivn``, ``outcome``, ``start_s``, ``end_s``, ``estimated_duration_s``, ``reason``.
         extra: Further frames a world produces (``energy_frames``: the energy of every accounting

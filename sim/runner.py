@@ -22,6 +22,7 @@ from scenarios.population import InstancePopulation
 from scenarios.spec import Scenario
 from sim.datacenter import Datacenter
 from sim.driver import drive
+from sim.failures import HostFailures
 from sim.load_balancer import SimLoadBalancer
 from sim.migration import MIGRATION_COLUMNS, MigrationExecutor
 from sim.mirroring import SimMirroring
@@ -96,10 +97,12 @@ def run_scenario(
     env.run(until=duration)
     dc.k = dc.n_steps - 1
     dc.advance()
+    if world.failures is not None:
+        world.failures.close()
     if progress is not None:
         progress(duration, duration)
     wall = time.perf_counter() - wall0
-    result = _collect(scenario, policy, dc, mirroring, executor, controller, lb, wall)
+    result = _collect(scenario, policy, dc, mirroring, executor, controller, lb, wall, failures=world.failures)
     _add_mirror_figures(result, scenario, mirroring, at_risk)
     return result
 
@@ -129,6 +132,8 @@ def _collect(
     controller: MigrationController,
     lb: SimLoadBalancer,
     wall_s: float,
+    *,
+    failures: HostFailures | None = None,
 ) -> RunResult:
     s = dc.step
     times = np.arange(dc.n_steps) * dc.step_s
@@ -214,6 +219,12 @@ def _collect(
         "wall_s": wall_s,
         "instance_steps_per_s": len(dc.instance_ids) * dc.n_steps / wall_s if wall_s > 0 else math.inf,
     }
+    if failures is not None:  # issue 4's failure figures, only when failures are simulated
+        timeseries["host_failures"] = failures.step_host_failures
+        timeseries["instances_down"] = failures.step_down_s / dc.step_s  # mean over the step
+        instances["data_lost_bytes"] = failures.instance_data_lost_bytes
+        instances["failovers"] = failures.instance_failovers
+        summary.update(failures.summary())
     return RunResult(
         scenario=scenario.name,
         policy=policy.name,

@@ -17,6 +17,7 @@ from scenarios.population import InstancePopulation
 from scenarios.spec import Scenario
 from sim.adapters import SimClock, SimInstanceProvider, SimMirrorStorePort, SimTelemetry
 from sim.datacenter import Datacenter
+from sim.failures import FailureSpecError, HostFailures
 from sim.load_balancer import SimLoadBalancer
 from sim.migration import MigrationExecutor
 from sim.mirroring import SimMirroring
@@ -40,6 +41,7 @@ class SimWorld:
     telemetry: SimTelemetry
     provider: SimInstanceProvider
     store: SimMirrorStorePort
+    failures: HostFailures | None = None  # only when scenario.failures.enabled
 
     @property
     def ports(self) -> MigrationPorts:
@@ -72,7 +74,8 @@ def build_world(
     """Build the SimPy world of ``scenario`` with ``population`` placed at t = 0.
 
     Raises:
-        SimulationError: The instances do not fit the scenario's hosts.
+        SimulationError: The instances do not fit the scenario's hosts, or a scripted failure names
+            an unknown host or a time past the run.
     """
     env = simpy.Environment()
     try:
@@ -84,6 +87,14 @@ def build_world(
     ctl = scenario.controller
     p_fail = ctl.health_failure_probability if health_failure_probability is None else health_failure_probability
     lb = SimLoadBalancer(env, dc, rng, failure_probability=p_fail)
+    failures = None
+    if scenario.failures.enabled:
+        try:
+            failures = HostFailures(
+                env, dc, mirroring, executor, scenario.failures, rng, retry_interval_s=ctl.interval_s
+            )
+        except FailureSpecError as exc:
+            raise SimulationError(f"scenario {scenario.name}: {exc}") from None
     return SimWorld(
         env=env,
         dc=dc,
@@ -91,7 +102,8 @@ def build_world(
         executor=executor,
         lb=lb,
         clock=SimClock(env),
-        telemetry=SimTelemetry(dc, scenario.rma.sampling_interval_s),
+        telemetry=SimTelemetry(dc, scenario.rma.sampling_interval_s, failures=failures),
         provider=SimInstanceProvider(env, dc, executor),
         store=SimMirrorStorePort(dc, mirroring),
+        failures=failures,
     )
