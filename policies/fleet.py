@@ -8,6 +8,7 @@ controller from RMA samples.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,9 @@ class FleetSnapshot:
         host_pe_mips: Capacity of one processing element; a single-PE instance can't get more.
         host_ram_bytes: Memory of each host.
         host_power_w: SPECpower-style table, power (W) at 0 %, 10 %, ..., 100 % utilisation.
-        host_available: False for failed or drained hosts; policies must not target them.
+        host_available: False for failed or drained hosts, and for hosts with instances still
+            arriving (their booked load is not in these arrays yet); policies must not target or
+            evacuate them.
         instance_ids: Instance identifiers.
         instance_host: Host index of each instance.
         instance_cpu_capacity_mips: The instance's provisioned CPU (MIPS).
@@ -53,6 +56,12 @@ class FleetSnapshot:
             (``accounting = "cloudsim"``); CloudSim's PABFD and under-load step read it.
         instance_list_rank: Order of instances in their host's VM list (smaller = earlier); CloudSim
             breaks VM-selection ties by it. Provided with ``host_cpu_util_last``.
+        host_health: Health readings per host (metric name -> array over hosts, e.g.
+            ``memory_errors`` and ``disk_io_errors`` per sampling interval; NaN for a failed host),
+            when the world monitors host health.
+        instance_mirror_ivn: IVN index whose Mirror Store holds each instance's latest complete
+            snapshot, ``-1`` when it has none (mirroring off or nothing stored yet).
+        instance_mirror_age_s: Age of that snapshot (s); ``inf`` when there is none.
     """
 
     now_s: float
@@ -76,6 +85,9 @@ class FleetSnapshot:
     host_pes: IntArray | None = None
     host_cpu_util_last: FloatArray | None = None
     instance_list_rank: IntArray | None = None
+    host_health: Mapping[str, FloatArray] | None = None
+    instance_mirror_ivn: IntArray | None = None
+    instance_mirror_age_s: FloatArray | None = None
 
     @property
     def n_hosts(self) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 
 from policies.consolidation_policy import CONSOLIDATION_POLICIES
 from policies.errors import DEFAULT_LOCATION, PolicyConfigError
+from policies.health_policy import HealthEvacuationPolicy
 from policies.null_policy import NullPolicy
 from policies.ports import Policy
 from policies.threshold_policy import ThresholdPolicy
@@ -108,5 +109,6 @@ def _summary(factory: PolicyFactory) -> str:
 
 register_policy("null", NullPolicy)
 register_policy("threshold", ThresholdPolicy)
+register_policy("health-evacuate", HealthEvacuationPolicy)
 for _name, _factory in CONSOLIDATION_POLICIES.items():
     register_policy(_name, _factory)

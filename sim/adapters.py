@@ -35,10 +35,18 @@ class SimClock:
 class SimTelemetry:
     """What the RMAs report: current demand and utilisation history, sampled at the RMA interval."""
 
-    def __init__(self, dc: Datacenter, sampling_interval_s: float, *, failures: HostFailures | None = None):
+    def __init__(
+        self,
+        dc: Datacenter,
+        sampling_interval_s: float,
+        *,
+        failures: HostFailures | None = None,
+        mirroring: SimMirroring | None = None,
+    ):
         self.dc = dc
         self.stride = max(1, round(sampling_interval_s / dc.step_s))
         self.failures = failures
+        self.mirroring = mirroring
 
     def fleet(self, history_len: int) -> FleetSnapshot:
         """Build the fleet view at the current step, with ``history_len`` samples per instance."""
@@ -58,7 +66,7 @@ class SimTelemetry:
             host_pe_mips=dc.host_pe_mips,
             host_ram_bytes=dc.host_ram,
             host_power_w=dc.host_power_w,
-            host_available=dc.host_available.copy(),
+            host_available=self._decidable_hosts(),
             instance_ids=dc.instance_ids,
             instance_host=dc.host_of.copy(),
             instance_cpu_capacity_mips=dc.mips,
@@ -68,7 +76,34 @@ class SimTelemetry:
             instance_cpu_history=hist,
             instance_pes=dc.pes,
             host_pes=dc.host_pes,
+            host_health=self.host_health() if self.failures is not None else None,
+            **self._mirror_view(),
         )
+
+    def _decidable_hosts(self) -> np.ndarray:
+        """Hosts a policy may act on now: up, and with no instance still arriving.
+
+        A migration in flight has booked CPU and memory on its target that the placement arrays do not
+        show yet (the instance still counts on its source). Letting a policy place more onto that host,
+        or evacuate it as "under-loaded", double-books it and makes consecutive rounds undo each other;
+        so a receiving host is withheld from decisions until its arrivals land.
+        """
+        dc = self.dc
+        receiving = np.zeros(len(dc.host_ids), dtype=bool)
+        for target in (dc.migrating_to, dc.shadow_host):
+            receiving[target[target >= 0]] = True
+        return dc.host_available & ~receiving
+
+    def _mirror_view(self) -> dict[str, np.ndarray]:
+        """Where each instance's freshest mirror is and how old it is (what a restore would start from)."""
+        m = self.mirroring
+        if m is None or not m.settings.enabled:
+            return {}
+        stored = np.isfinite(m.latest_s)
+        return {
+            "instance_mirror_ivn": np.where(stored, m.store_ivn, -1).astype(np.int64),
+            "instance_mirror_age_s": np.where(stored, float(self.dc.env.now) - m.latest_s, np.inf),
+        }
 
     def health_metrics(self, instance_id: str) -> Mapping[str, float]:
         """Health readings of the instance's host now; empty without a failure model or a live host."""

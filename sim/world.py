@@ -102,7 +102,7 @@ def build_world(
         executor=executor,
         lb=lb,
         clock=SimClock(env),
-        telemetry=SimTelemetry(dc, scenario.rma.sampling_interval_s, failures=failures),
+        telemetry=SimTelemetry(dc, scenario.rma.sampling_interval_s, failures=failures, mirroring=mirroring),
         provider=SimInstanceProvider(env, dc, executor),
         store=SimMirrorStorePort(dc, mirroring),
         failures=failures,

@@ -53,7 +53,9 @@ def test_parameters_reach_the_policy() -> None:
         (
             "thresold",
             {},
-            ("controller.policy: unknown policy 'thresold'; available: iqr-mc, iqr-mmt, iqr-mu, iqr-rs, lr-mc, lr-mmt"),
+            (
+                "controller.policy: unknown policy 'thresold'; available: health-evacuate, iqr-mc, iqr-mmt, iqr-mu, iqr-rs"
+            ),
         ),
     ],
 )

@@ -1,0 +1,151 @@
+"""Predictive migration on health signals: empty a host before it fails, onto its instances' mirrors.
+
+Hardware that is about to fail usually says so first: corrected memory errors and disk I/O errors
+climb for hours before the crash (the Backblaze SMART data behind issue 5 shows the same for disks).
+This policy reads those per-host readings from the fleet view and, when a host's readings stand far
+above the fleet's typical host, moves every instance off it — to the IVN that holds the instance's
+freshest mirror, so the migration workflow restores from the mirror and ships only what changed
+since the snapshot.
+
+"Far above typical" is a ratio to the fleet median of each metric (robust: most hosts are healthy,
+so the median is the healthy level whatever its absolute value), so the rule carries no constant fitted
+to one failure model. The issue-5 failure classifier replaces this score with a calibrated probability;
+the migration side stays the same.
+
+Optionally a ``base`` policy (e.g. ``threshold``) keeps managing load; the health moves are added to
+its plan, and take precedence for instances both want to move.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from policies.errors import PolicyConfigError
+from policies.fleet import FleetSnapshot
+from policies.ports import Policy
+from policies.records import MigrationPlan, Move, MoveReason, RiskAssessment
+
+_FLOOR = 1e-9
+
+
+class HealthEvacuationPolicy:
+    """Move instances off hosts whose health readings are ``ratio`` times the fleet's median.
+
+    Args:
+        ratio: How many times the fleet median a host's reading of any metric must reach to be
+            evacuated (> 1).
+        base: Name of a registered policy that keeps managing load (``None``: health moves only).
+        base_params: Parameters of ``base``.
+
+    Raises:
+        PolicyConfigError: ``ratio`` not a number above 1, or a bad ``base``.
+    """
+
+    name = "health-evacuate"
+
+    def __init__(self, ratio: float = 8.0, base: str | None = None, base_params: dict[str, Any] | None = None):
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not math.isfinite(ratio) or ratio <= 1:
+            raise PolicyConfigError("ratio", f"must be a number above 1, got {ratio!r}")
+        self.ratio = float(ratio)
+        self.base: Policy | None = None
+        if base is not None:
+            from policies.registry import make_policy  # the registry imports this module
+
+            if base == self.name:
+                raise PolicyConfigError("base", "cannot be health-evacuate itself")
+            self.base = make_policy(base, base_params or {}, location="controller.params.base_params")
+
+    def scores(self, fleet: FleetSnapshot) -> np.ndarray:
+        """Per host, the largest ratio of a reading to that metric's fleet median (0 without readings)."""
+        out = np.zeros(fleet.n_hosts)
+        if not fleet.host_health:
+            return out
+        live = fleet.host_available
+        for values in fleet.host_health.values():
+            v = np.asarray(values, dtype=np.float64)
+            ok = live & np.isfinite(v)
+            if ok.sum() < 2:
+                continue
+            typical = max(float(np.median(v[ok])), _FLOOR)
+            out = np.maximum(out, np.where(ok, v / typical, 0.0))
+        return out
+
+    def decide(self, fleet: FleetSnapshot) -> MigrationPlan:
+        """Evacuate hosts whose health readings stand out; add the base policy's moves for the rest."""
+        score = self.scores(fleet)
+        risky = np.flatnonzero((score >= self.ratio) & fleet.host_available)
+        moves: list[Move] = []
+        assessments: dict[str, RiskAssessment] = {}
+        if risky.size:
+            targets = self._target_ivns(fleet, risky)
+            health = fleet.host_health or {}
+            for i in np.flatnonzero(np.isin(fleet.instance_host, risky) & ~fleet.instance_in_migration).tolist():
+                h = int(fleet.instance_host[i])
+                target = int(targets[i])
+                if target < 0:
+                    continue
+                risk = RiskAssessment(
+                    fleet.instance_ids[i],
+                    risk_score=1.0,
+                    predicted_load=math.nan,
+                    health_metrics={name: float(values[h]) for name, values in health.items()},
+                )
+                assessments[risk.instance_id] = risk
+                moves.append(
+                    Move(
+                        fleet.instance_ids[i],
+                        fleet.ivn_names[target],
+                        None,
+                        reason=MoveReason.FAILURE_RISK,
+                        risk=risk,
+                        source_ivn=fleet.ivn_names[int(fleet.host_ivn[h])],
+                    )
+                )
+        if self.base is None:
+            return MigrationPlan(moves=tuple(moves), assessments=assessments)
+        base = self.base.decide(fleet)
+        moving = {m.instance_id for m in moves}
+        rest = [m for m in base.moves if m.instance_id not in moving and not _onto(m, fleet, risky)]
+        return MigrationPlan(
+            moves=(*moves, *rest),
+            snapshot_intervals_s=base.snapshot_intervals_s,
+            assessments={**base.assessments, **assessments},
+        )
+
+    @staticmethod
+    def _target_ivns(fleet: FleetSnapshot, risky: np.ndarray) -> np.ndarray:
+        """Per instance, the IVN to move to: its mirror's, else the other IVN with most spare CPU.
+
+        ``-1`` when there is nowhere else to go (a single IVN): evacuation inside one IVN is left to
+        the load policy, since any host there may share the failing host's fate (rack, power).
+        """
+        n_ivn = len(fleet.ivn_names)
+        spare = np.zeros(n_ivn)
+        live = fleet.host_available.copy()
+        live[risky] = False
+        load = fleet.host_request_mips()
+        np.add.at(spare, fleet.host_ivn[live], (fleet.host_cpu_capacity_mips - load)[live])
+        host_ivn = np.where(fleet.instance_host >= 0, fleet.host_ivn[np.maximum(fleet.instance_host, 0)], -1)
+        out = np.full(fleet.n_instances, -1, dtype=np.int64)
+        for ivn in range(n_ivn):
+            others = [j for j in range(n_ivn) if j != ivn]
+            if others:
+                out[host_ivn == ivn] = max(others, key=lambda j: spare[j])
+        mirror = fleet.instance_mirror_ivn
+        if mirror is not None:
+            use = (mirror >= 0) & (mirror != host_ivn)
+            out[use] = mirror[use]
+        if fleet.instance_allowed_ivns is not None:
+            ok = (out >= 0) & fleet.instance_allowed_ivns[np.arange(fleet.n_instances), np.maximum(out, 0)]
+            out[~ok] = -1
+        return out
+
+
+def _onto(move: Move, fleet: FleetSnapshot, risky: np.ndarray) -> bool:
+    """Whether ``move`` targets a host being evacuated."""
+    if move.target_host is None or not risky.size:
+        return False
+    return move.target_host in {fleet.host_ids[h] for h in risky.tolist()}

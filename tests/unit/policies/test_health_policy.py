@@ -1,0 +1,89 @@
+"""Predictive migration on health signals: evacuate a host whose readings stand out, to the mirror."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policies.errors import PolicyConfigError
+from policies.fleet import FleetSnapshot
+from policies.health_policy import HealthEvacuationPolicy
+from policies.records import MoveReason
+from policies.registry import make_policy
+
+POWER = np.tile(np.linspace(100.0, 200.0, 11), (4, 1))
+
+
+def _fleet(health=None, mirror_ivn=None, host_available=None) -> FleetSnapshot:
+    # hosts 0-2 in ivn-a, host 3 in ivn-b; instances 0,1 on host 0, 2 on host 1, 3 on host 2
+    return FleetSnapshot(
+        now_s=600.0,
+        ivn_names=("ivn-a", "ivn-b"),
+        host_ids=("ivn-a/h0", "ivn-a/h1", "ivn-a/h2", "ivn-b/h0"),
+        host_ivn=np.array([0, 0, 0, 1]),
+        host_cpu_capacity_mips=np.full(4, 4000.0),
+        host_pe_mips=np.full(4, 2000.0),
+        host_ram_bytes=np.full(4, 8e9),
+        host_power_w=POWER,
+        host_available=np.ones(4, dtype=bool) if host_available is None else host_available,
+        instance_ids=("vm-0", "vm-1", "vm-2", "vm-3"),
+        instance_host=np.array([0, 0, 1, 2]),
+        instance_cpu_capacity_mips=np.full(4, 1000.0),
+        instance_cpu_request_mips=np.full(4, 500.0),
+        instance_ram_bytes=np.full(4, 1e9),
+        instance_in_migration=np.zeros(4, dtype=bool),
+        instance_cpu_history=np.full((4, 3), 0.5),
+        host_health=health,
+        instance_mirror_ivn=mirror_ivn,
+    )
+
+
+def test_no_health_readings_no_moves():
+    assert HealthEvacuationPolicy().decide(_fleet()).moves == ()
+
+
+def test_a_host_far_above_the_fleet_median_is_emptied_onto_the_mirror_ivn():
+    health = {"memory_errors": np.array([30.0, 1.0, 2.0, 1.5]), "disk_io_errors": np.array([1.0, 1.0, 1.0, 1.0])}
+    plan = HealthEvacuationPolicy(ratio=8.0).decide(_fleet(health, mirror_ivn=np.array([1, 1, 1, -1])))
+    assert [(m.instance_id, m.target_ivn, m.target_host) for m in plan.moves] == [
+        ("vm-0", "ivn-b", None),
+        ("vm-1", "ivn-b", None),
+    ]
+    assert all(m.reason is MoveReason.FAILURE_RISK and m.risk.risk_score == 1.0 for m in plan.moves)
+    assert plan.assessments["vm-0"].health_metrics == {"memory_errors": 30.0, "disk_io_errors": 1.0}
+
+
+def test_the_ratio_is_to_the_median_whatever_the_absolute_level():
+    base = np.array([5.0, 1.0, 1.0, 1.0])
+    p = HealthEvacuationPolicy(ratio=8.0)
+    assert p.decide(_fleet({"m": base})).moves == ()  # 5x the median: not yet
+    assert p.decide(_fleet({"m": base * 1000.0})).moves == ()  # the same ratio at any absolute level
+    assert len(p.decide(_fleet({"m": np.array([9.0, 1.0, 1.0, 1.0])})).moves) == 2  # 9x: evacuate
+
+
+def test_without_a_mirror_the_other_ivn_with_most_spare_cpu_is_chosen():
+    health = {"m": np.array([1.0, 1.0, 50.0, 1.0])}
+    plan = HealthEvacuationPolicy().decide(_fleet(health))
+    assert [(m.instance_id, m.target_ivn) for m in plan.moves] == [("vm-3", "ivn-b")]
+
+
+def test_failed_hosts_do_not_count_and_are_not_evacuated():
+    health = {"m": np.array([np.nan, 1.0, 1.0, 1.0])}
+    avail = np.array([False, True, True, True])
+    assert HealthEvacuationPolicy().decide(_fleet(health, host_available=avail)).moves == ()
+
+
+def test_a_base_policy_keeps_managing_load_and_health_moves_come_first():
+    policy = make_policy("health-evacuate", {"ratio": 8.0, "base": "threshold", "base_params": {"threshold": 0.2}})
+    health = {"m": np.array([20.0, 1.0, 1.0, 1.0])}
+    plan = policy.decide(_fleet(health, mirror_ivn=np.array([1, 1, 1, -1])))
+    first = [m.instance_id for m in plan.moves[:2]]
+    assert first == ["vm-0", "vm-1"]
+    assert all(m.target_host not in {"ivn-a/h0"} for m in plan.moves)  # nothing onto the failing host
+    assert len({m.instance_id for m in plan.moves}) == len(plan.moves)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5, "high", float("nan"), True])
+def test_bad_ratio_is_refused(ratio):
+    with pytest.raises(PolicyConfigError, match="ratio"):
+        HealthEvacuationPolicy(ratio=ratio)
