@@ -177,3 +177,26 @@ def test_contention_stretches_rounds_and_so_the_dirty_sets():
     for out, _, end in both:
         assert end > 2 * t_alone
         assert out.bytes_total > alone.bytes_total
+
+
+def test_summary_compares_estimate_with_outcome_per_strategy():
+    import pandas as pd
+
+    from sim.runner import migration_strategy_summary
+
+    frame = pd.DataFrame(
+        {
+            "kind": ["precopy", "precopy", "mirror_restore"],
+            "start_s": [0.0, 0.0, 10.0],
+            "end_s": [10.0, 30.0, 12.0],
+            "estimated_duration_s": [10.0, 20.0, 1.0],
+            "downtime_s": [0.1, 0.2, 0.02],
+            "estimated_downtime_s": [0.1, 0.1, 0.02],
+            "converged": [True, False, True],
+        }
+    )
+    s = migration_strategy_summary(frame)
+    assert s["migration_strategies"] == {"mirror_restore": 1, "precopy": 2}
+    assert s["migration_estimate_error_mean"] == pytest.approx({"precopy": 0.25, "mirror_restore": 1.0})
+    assert s["migration_downtime_error_mean"] == pytest.approx({"precopy": 0.5, "mirror_restore": 0.0})
+    assert s["migrations_not_converged"] == 1
