@@ -556,7 +556,7 @@ class _World:
         self.migrations.append(
             (
                 acc.population.instance_ids[v], acc.host_ids[source], acc.host_ids[target], self.ivn, self.ivn,
-                "cloudsim", reason, t, t + duration, size, duration, 0.0, "succeeded",
+                "cloudsim", reason, t, t + duration, size, duration, 0.0, "succeeded", 0.0, 0, True,
             )
         )  # fmt: skip
         return duration

@@ -29,7 +29,9 @@ class RunResult:
         host_util: Host CPU utilisation, one row per step: a ``time_s`` column, then one column per host id.
         migrations: One row per migration: ``instance_id``, ``source_host``, ``target_host``,
             ``source_ivn``, ``target_ivn``, ``kind``, ``reason``, ``start_s``, ``end_s``, ``bytes``,
-            ``estimated_duration_s``, ``downtime_s``, ``outcome``.
+            ``estimated_duration_s``, ``downtime_s``, ``outcome``, ``estimated_downtime_s``,
+            ``rounds``, ``converged``. ``kind`` is the strategy (precopy, cold, mirror_restore;
+            ``cloudsim`` under CloudSim accounting); the estimates are uncontended, made when it started.
         instances: One row per instance: ``instance_id``, ``downtime_s``, ``migrations``,
             ``bytes_moved``, ``final_host``; with failures also ``data_lost_bytes`` and ``failovers``
             (and ``timeseries`` gains ``host_failures`` and ``instances_down``, the mean number of
@@ -39,7 +41,8 @@ class RunResult:
         extra: Further frames a world produces (``energy_frames``: the energy of every accounting
             frame under ``accounting = "cloudsim"``).
         summary: Headline metrics (``energy_kwh``, ``slatah``, ``pdm``, ``slav``, ``esv``,
-            ``migrations``, ``bytes_moved``, ``wall_s`` ...), JSON-serialisable.
+            ``migrations``, ``bytes_moved``, ``wall_s``, per strategy ``migration_strategies``,
+            ``migration_estimate_error_mean`` and ``migration_downtime_error_mean`` ...), JSON-serialisable.
     """
 
     scenario: str

@@ -213,6 +213,7 @@ def _collect(
         "bytes_mirrored": float(mirroring.bytes_sent),
         "mirror_stored_bytes": mirroring.stored_bytes(),
         "downtime_s": float(dc.instance_downtime_s.sum()),
+        **migration_strategy_summary(migrations),
         "mean_active_hosts": float(s.active_hosts.mean()) if dc.n_steps else 0.0,
         "lb_redirects": lb.redirects,
         "lb_rollbacks": lb.rollbacks,
@@ -238,4 +239,37 @@ def _collect(
     )
 
 
-__all__ = ["SimulationError", "run_scenario"]
+def migration_strategy_summary(migrations: pd.DataFrame) -> dict[str, Any]:
+    """Per-strategy counts and how far the a-priori estimates were from the outcomes.
+
+    ``migration_estimate_error_mean`` is the mean of ``|actual - estimate| / estimate`` of the
+    duration per strategy (``kind``), ``migration_downtime_error_mean`` the same for the downtime;
+    the estimates are uncontended, so the errors measure what contention and demand changes did.
+    ``migrations_not_converged`` counts pre-copies stopped by the round limit.
+    """
+    out: dict[str, Any] = {
+        "migration_strategies": {},
+        "migration_estimate_error_mean": {},
+        "migration_downtime_error_mean": {},
+        "migrations_not_converged": 0,
+    }
+    if migrations.empty:
+        return out
+    actual = migrations["end_s"] - migrations["start_s"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dur_err = (actual - migrations["estimated_duration_s"]).abs() / migrations["estimated_duration_s"]
+        down_err = (migrations["downtime_s"] - migrations["estimated_downtime_s"]).abs() / migrations[
+            "estimated_downtime_s"
+        ]
+    frame = pd.DataFrame({"kind": migrations["kind"], "dur": dur_err, "down": down_err}).replace(
+        [np.inf, -np.inf], np.nan
+    )
+    grouped = frame.groupby("kind")
+    out["migration_strategies"] = {str(k): int(v) for k, v in grouped.size().items()}
+    out["migration_estimate_error_mean"] = {str(k): float(v) for k, v in grouped["dur"].mean().items()}
+    out["migration_downtime_error_mean"] = {str(k): float(v) for k, v in grouped["down"].mean().items()}
+    out["migrations_not_converged"] = int((~migrations["converged"].astype(bool)).sum())
+    return out
+
+
+__all__ = ["SimulationError", "migration_strategy_summary", "run_scenario"]

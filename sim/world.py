@@ -83,8 +83,15 @@ def build_world(
     except PlacementError as exc:
         raise SimulationError(f"scenario {scenario.name}: {exc}") from None
     mirroring = SimMirroring(env, dc, scenario.rma, store_ivns(scenario, np.asarray(population.ivn_index)))
-    executor = MigrationExecutor(env, dc, mirroring, max_downtime_s=scenario.controller.max_downtime_s)
     ctl = scenario.controller
+    executor = MigrationExecutor(
+        env,
+        dc,
+        mirroring,
+        max_downtime_s=ctl.max_downtime_s,
+        max_precopy_rounds=ctl.max_precopy_rounds,
+        strategy=ctl.migration_strategy,
+    )
     p_fail = ctl.health_failure_probability if health_failure_probability is None else health_failure_probability
     lb = SimLoadBalancer(env, dc, rng, failure_probability=p_fail)
     failures = None
