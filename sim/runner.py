@@ -131,6 +131,8 @@ def _collect(
             "snapshot_bytes": s.snapshot_bytes,
         }
     )
+    if dc.requests is not None:
+        timeseries = timeseries.assign(**dc.requests.timeseries_columns())
     host_util = pd.DataFrame(dc.host_util_rows, columns=list(dc.host_ids))
     host_util.insert(0, "time_s", times)
     migrations = pd.DataFrame.from_records(executor.rows, columns=list(MIGRATION_COLUMNS))
@@ -192,6 +194,8 @@ def _collect(
         "wall_s": wall_s,
         "instance_steps_per_s": len(dc.instance_ids) * dc.n_steps / wall_s if wall_s > 0 else math.inf,
     }
+    if dc.requests is not None:
+        summary.update(dc.requests.summary())
     return RunResult(
         scenario=scenario.name,
         policy=policy.name,
