@@ -128,8 +128,7 @@ class RequestAccounting:
         dc = self.dc
         lam = dc.request / dc.mips * self.peak_rps
         load = dc.host_load_mips()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            host_share = np.where(load > dc.host_cap, dc.host_cap / load, 1.0)
+        host_share = dc.host_cap / np.maximum(load, dc.host_cap)  # 1 unless over-subscribed
         placed = dc.host_of >= 0
         src_share = np.where(placed, host_share[np.maximum(dc.host_of, 0)], 0.0)
         moving = (dc.migrating_to >= 0) | dc.busy
