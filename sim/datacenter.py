@@ -30,6 +30,7 @@ from scenarios.population import InstancePopulation
 from scenarios.spec import MB, Scenario
 from sim.network import SharedNetwork
 from sim.placement import initial_placement
+from sim.requests import RequestAccounting
 
 #: Extra CPU a migration costs on the destination host, as a fraction of the instance's demand
 #: (the 10 % of CloudSim's ``VmSchedulerTimeSharedOverSubscription``).
@@ -185,6 +186,12 @@ class Datacenter:
         self._request_total = 0.0
         self._migrating_request = 0.0
         self.migration_rows: list[tuple] = []  # filled by the migration executor
+        # Request model (sim/requests.py), only when the scenario enables it: None keeps runs unchanged.
+        self.requests: RequestAccounting | None = (
+            RequestAccounting(self, scenario.requests, migration_degradation=MIGRATION_DEGRADATION)
+            if scenario.requests.enabled
+            else None
+        )
 
     # --- state ----------------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -285,6 +292,8 @@ class Datacenter:
         s.unserved_mips_s[k] += float(np.maximum(load - self.host_cap, 0.0)[on].sum()) * dt
         s.requested_mips_s[k] += self._request_total * dt
         s.degraded_mips_s[k] += self._migrating_request * MIGRATION_DEGRADATION * dt
+        if self.requests is not None:
+            self.requests.accumulate(dt, k)
 
     def record_step_state(self, k: int) -> None:
         """Store host utilisation and host counts at the start of step ``k`` (after demand changes)."""

@@ -4,6 +4,10 @@ Traffic is fluid: an instance's demand is divided between its source host and it
 proportion to the weights, so a progressive shift moves CPU load (and power) step by step. A health
 check takes ``health_check_s`` and fails with ``failure_probability`` (drawn from the run's seeded
 generator), which is how the twin exercises the workflow's rollback.
+
+With the request model on (``detection_delay_s`` given), a failing check marks the replacement as
+failing from the check until the rollback: it takes ``detection_delay_s`` to notice, and the share of
+traffic the replacement receives meanwhile fails (``requests_failed_cutover``).
 """
 
 from __future__ import annotations
@@ -36,12 +40,16 @@ class SimLoadBalancer:
         *,
         health_check_s: float = 2.0,
         failure_probability: float = 0.0,
+        detection_delay_s: float | None = None,
     ):
         self.env = env
         self.dc = dc
         self.rng = rng
         self.health_check_s = health_check_s
         self.failure_probability = failure_probability
+        #: Time to notice a failing replacement; ``None``: a failed check takes ``health_check_s``
+        #: and no request accounting is touched (the behaviour without the request model).
+        self.detection_delay_s = detection_delay_s
         self.redirects = 0
         self.rollbacks = 0
         #: ``(time_s, action, instance_id, replacement_weight)`` for every traffic change, in order.
@@ -59,9 +67,16 @@ class SimLoadBalancer:
         self.log.append((float(self.env.now), "weights", instance_id, float(dc.shadow_weight[i])))
 
     def check_health(self, backend_id: str) -> SimOperation[bool]:
-        """Health check that completes after ``health_check_s``; may fail with the set probability."""
+        """Health check that completes after ``health_check_s`` (a failing one: ``detection_delay_s``, if set)."""
         healthy = bool(self.rng.random() >= self.failure_probability)
-        ev = self.env.timeout(self.health_check_s, value=healthy)
+        delay = self.health_check_s
+        if not healthy and self.detection_delay_s is not None:
+            delay = self.detection_delay_s
+            dc = self.dc
+            if dc.requests is not None:
+                dc.advance()
+                dc.requests.replacement_failing[dc.instance_index[split_backend(backend_id)[0]]] = True
+        ev = self.env.timeout(delay, value=healthy)
         return SimOperation(ev)
 
     def redirect(self, instance_id: str, replacement_id: str) -> None:
@@ -83,6 +98,8 @@ class SimLoadBalancer:
         i = dc.instance_index[instance_id]
         dc.advance()
         dc.shadow_weight[i] = 0.0
+        if dc.requests is not None:
+            dc.requests.replacement_failing[i] = False
         dc.invalidate()
         self.rollbacks += 1
         self.log.append((float(self.env.now), "rollback", instance_id, 0.0))

@@ -25,7 +25,8 @@ class RunResult:
         seed: Seed of the run's generator.
         timeseries: One row per accounting step: ``time_s``, ``energy_j`` (that step), ``active_hosts``,
             ``overloaded_hosts``, ``mean_host_util``, ``migrations_started``, ``sla_violation_s``
-            (active-host seconds over capacity in the step), ``bytes_moved`` and more.
+            (active-host seconds over capacity in the step), ``bytes_moved`` and more; with
+            ``requests.enabled`` also ``requests``, ``requests_failed`` and ``latency_p95_s``.
         host_util: Host CPU utilisation, one row per step: a ``time_s`` column, then one column per host id.
         migrations: One row per migration: ``instance_id``, ``source_host``, ``target_host``,
             ``source_ivn``, ``target_ivn``, ``kind``, ``reason``, ``start_s``, ``end_s``, ``bytes``,
@@ -42,7 +43,9 @@ class RunResult:
             frame under ``accounting = "cloudsim"``).
         summary: Headline metrics (``energy_kwh``, ``slatah``, ``pdm``, ``slav``, ``esv``,
             ``migrations``, ``bytes_moved``, ``wall_s``, per strategy ``migration_strategies``,
-            ``migration_estimate_error_mean`` and ``migration_downtime_error_mean`` ...), JSON-serialisable.
+            ``migration_estimate_error_mean`` and ``migration_downtime_error_mean`` ...), JSON-serialisable;
+            with ``requests.enabled`` also ``requests_total``, ``requests_failed`` (all failures, cutover
+            included), ``requests_failed_cutover``, ``request_failure_rate`` and ``latency_p50_s/p95_s/p99_s``.
     """
 
     scenario: str

@@ -158,6 +158,8 @@ def _collect(
             "snapshot_bytes": s.snapshot_bytes,
         }
     )
+    if dc.requests is not None:
+        timeseries = timeseries.assign(**dc.requests.timeseries_columns())
     host_util = pd.DataFrame(dc.host_util_rows, columns=list(dc.host_ids))
     host_util.insert(0, "time_s", times)
     migrations = pd.DataFrame.from_records(executor.rows, columns=list(MIGRATION_COLUMNS))
@@ -226,6 +228,8 @@ def _collect(
         instances["data_lost_bytes"] = failures.instance_data_lost_bytes
         instances["failovers"] = failures.instance_failovers
         summary.update(failures.summary())
+    if dc.requests is not None:
+        summary.update(dc.requests.summary())
     return RunResult(
         scenario=scenario.name,
         policy=policy.name,

@@ -53,9 +53,7 @@ def test_parameters_reach_the_policy() -> None:
         (
             "thresold",
             {},
-            (
-                "controller.policy: unknown policy 'thresold'; available: health-evacuate, iqr-mc, iqr-mmt, iqr-mu"
-            ),
+            ("controller.policy: unknown policy 'thresold'; available: health-evacuate, iqr-mc, iqr-mmt, iqr-mu"),
         ),
     ],
 )
