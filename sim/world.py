@@ -93,9 +93,7 @@ def build_world(
         strategy=ctl.migration_strategy,
     )
     p_fail = ctl.health_failure_probability if health_failure_probability is None else health_failure_probability
-    # The detection delay only applies with the request model, so runs without it stay identical.
-    delay = ctl.health_detection_delay_s if scenario.requests.enabled else None
-    lb = SimLoadBalancer(env, dc, rng, failure_probability=p_fail, detection_delay_s=delay)
+    lb = SimLoadBalancer(env, dc, rng, failure_probability=p_fail, detection_delay_s=ctl.health_detection_delay_s)
     failures = None
     if scenario.failures.enabled:
         try:
