@@ -16,6 +16,7 @@ runs in the twin and live. Its work per tick is O(moves): it never walks the who
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -159,7 +160,7 @@ class MigrationController:
                 settings=self.settings.workflow,
                 target_host=move.target_host,
             )
-            self.results.append(result)
+            self.results.append(dataclasses.replace(result, move_reason=str(move.reason)))
         finally:
             self._in_flight.discard(move.instance_id)
 

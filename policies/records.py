@@ -145,6 +145,7 @@ class MigrationResult:
         start_time: When the workflow started (s).
         end_time: When it finished (s); ``end_time - start_time`` is compared with the estimate.
         reason: Human-readable explanation of the outcome (why it stopped or rolled back).
+        move_reason: Why the policy asked for the move (a :class:`MoveReason` value), when known.
     """
 
     instance_id: str
@@ -155,6 +156,7 @@ class MigrationResult:
     start_time: float
     end_time: float
     reason: str = ""
+    move_reason: str = ""
 
     @property
     def duration_s(self) -> float:

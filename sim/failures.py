@@ -119,7 +119,11 @@ class HostFailures:
         self.mirroring = mirroring
         self.executor = executor
         self.settings = settings
-        self.rng = rng
+        # Failures get their own stream, seeded once from the run's: every run of a seed then sees the
+        # same failures whatever else draws from the run's generator (health checks, policies), so
+        # runs compared side by side face the same failures.
+        self.rng = np.random.default_rng(int(rng.integers(2**63 - 1)))
+        rng = self.rng
         self.retry_interval_s = retry_interval_s
         self.distributions = FailureDistributions(settings)
         n_h, n_i = len(dc.host_ids), len(dc.instance_ids)

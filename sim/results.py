@@ -11,7 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-WORKFLOW_COLUMNS = ("instance_id", "target_ivn", "outcome", "start_s", "end_s", "estimated_duration_s", "reason")
+WORKFLOW_COLUMNS = (
+    "instance_id", "target_ivn", "outcome", "start_s", "end_s", "estimated_duration_s", "reason", "move_reason",
+)  # fmt: skip
 """Columns of :attr:`RunResult.workflows`."""
 
 

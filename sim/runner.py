@@ -114,6 +114,7 @@ def _add_mirror_figures(result: RunResult, scenario: Scenario, mirroring: SimMir
     result.timeseries["data_at_risk_bytes"] = at_risk if enabled else np.nan
     result.summary.update(
         {
+            "rma_enabled": bool(enabled),
             "mirror_peak_stored_bytes": float(mirroring.chains.peak_used.sum()),
             "mirror_snapshots_refused": int(mirroring.chains.refused.sum()),
             "mirror_bandwidth_bps": 8.0 * mirroring.bytes_sent / scenario.duration_s,
@@ -172,6 +173,7 @@ def _collect(
             "end_s": r.end_time,
             "estimated_duration_s": r.schedule.estimated_duration if r.schedule else float("nan"),
             "reason": r.reason,
+            "move_reason": r.move_reason,
         }
         for r in controller.results
     ]
