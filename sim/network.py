@@ -62,6 +62,8 @@ class SharedNetwork:
         self.capacity_Bps = np.asarray(capacities_bps, dtype=np.float64) / 8.0
         self.names = tuple(names)
         self.bytes_delivered: dict[str, float] = {}
+        #: Bytes every started transfer set out to send, per tag: started = delivered + lost + in flight.
+        self.bytes_started: dict[str, float] = {}
         #: Bytes of cancelled transfers that never arrived, per tag (delivered + lost = sent).
         self.bytes_lost: dict[str, float] = {}
         self._tags: list[str] = []
@@ -96,6 +98,7 @@ class SharedNetwork:
             tag=tag,
             remaining_bytes=float(size_bytes),
         )
+        self.bytes_started[tag] = self.bytes_started.get(tag, 0.0) + t.size_bytes
         if t.size_bytes <= _DONE_EPS_BYTES or not t.links:
             self._credit(tag, t.size_bytes)
             self._finish(t)
@@ -156,6 +159,15 @@ class SharedNetwork:
 
     def _credit(self, tag: str, nbytes: float) -> None:
         self.bytes_delivered[tag] = self.bytes_delivered.get(tag, 0.0) + nbytes
+
+    def bytes_in_flight(self) -> dict[str, float]:
+        """Bytes active transfers still have to send, per tag (after moving them up to now)."""
+        self._advance()
+        out: dict[str, float] = {}
+        for k, nbytes in enumerate(np.bincount(self._tag, weights=self._remaining, minlength=len(self._tags)).tolist()):
+            if nbytes:
+                out[self._tags[k]] = nbytes
+        return out
 
     def _poke(self) -> None:
         if not self._changed.triggered:

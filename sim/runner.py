@@ -104,6 +104,13 @@ def run_scenario(
     wall = time.perf_counter() - wall0
     result = _collect(scenario, policy, dc, mirroring, executor, controller, lb, wall, failures=world.failures)
     _add_mirror_figures(result, scenario, mirroring, at_risk)
+    net = dc.network
+    result.summary["network_bytes"] = {
+        "started": dict(net.bytes_started),
+        "delivered": dict(net.bytes_delivered),
+        "lost": dict(net.bytes_lost),
+        "in_flight": net.bytes_in_flight(),
+    }
     return result
 
 
