@@ -1,4 +1,5 @@
-"""Speed of the twin (issue 2): the full PlanetLab day under the threshold policy, and scale-20k.
+"""Speed of the twin: the PlanetLab day and scale-20k (issue 2); bitbrains and scale-20k with issue 4's
+failures, health signals, failover and request model (``--cases bitbrains,scale-features``).
 
 Each case runs in a fresh subprocess (so peak RSS is that case's alone) ``--repeat`` times; we report
 the median wall time of trace loading + simulation (plotting excluded), instance-steps per second and
@@ -7,10 +8,12 @@ against baselines measured or recorded for the same machine class:
 
 * ``null`` — the same scenario under the null policy, run in this script: the cost of the twin's
   accounting alone, so ``threshold / null`` is the price of the controller and its migrations;
+* for issue 4, ``bitbrains-failures`` against ``bitbrains-rnd`` and scale-20k with failures and requests
+  against scale-20k without them, both in the same script;
 * CloudSim 3.0.3's wall time for the same day and policy, from ``../shared/reference`` (measured on
   this machine class by the reference runs; it cannot be re-run here, there is no CloudSim build).
 
-Usage: ``.venv/bin/python bench/bench_twin.py [--repeat 3] [--cases planetlab,scale] [--json out.json]``
+Usage: ``.venv/bin/python bench/bench_twin.py [--repeat 3] [--cases planetlab,scale,bitbrains,scale-features]``
 """
 
 from __future__ import annotations
@@ -48,9 +51,23 @@ print(json.dumps({
 }))
 """
 
+_FEATURES = {  # issue 4: host failures (with health signals and failover) and the request model on
+    "failures.enabled": True,
+    "failures.mtbf_s": 604_800.0,
+    "failures.repair_s": 14_400.0,
+    "requests.enabled": True,
+}
+
 CASES = {
     "planetlab": [("planetlab-20110303", "threshold", {}), ("planetlab-20110303", "null", {})],
     "scale": [("scale-20k", "threshold", {"rma.snapshot_interval_s": 300.0}), ("scale-20k", "null", {})],
+    # issue 4: bitbrains-rnd with mirroring, failures and the LB/request model (target <= 60 s) ...
+    "bitbrains": [("bitbrains-failures", "threshold", {}), ("bitbrains-rnd", "threshold", {})],
+    # ... and scale-20k with those features vs without them, in the same script (target <= 2x)
+    "scale-features": [
+        ("scale-20k", "threshold", {"rma.snapshot_interval_s": 300.0, **_FEATURES}),
+        ("scale-20k", "threshold", {"rma.snapshot_interval_s": 300.0}),
+    ],
 }
 
 
@@ -91,7 +108,8 @@ def main() -> None:
             med["min_total_s"] = min(r["total_s"] for r in runs)
             med["max_total_s"] = max(r["total_s"] for r in runs)
             med["instance_steps_per_s"] = med["instances"] * med["steps"] / med["sim_s"]
-            rows.append({"case": name, "policy": policy, **med})
+            label = name + (" +failures+requests" if overrides.get("failures.enabled") else "")
+            rows.append({"case": label, "policy": policy, **med})
             print(f"{name} {policy}: {med['total_s']:.2f} s", file=sys.stderr)
     print("| case | policy | load s | sim s | total s (min–max) | instance-steps/s | peak RSS MiB | migrations |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -106,6 +124,9 @@ def main() -> None:
         thr, null = by.get((case, "threshold")), by.get((case, "null"))
         if thr and null:
             print(f"\n{case}: threshold / null wall ratio = {thr['total_s'] / null['total_s']:.2f}")
+    features, plain = by.get(("scale-20k +failures+requests", "threshold")), by.get(("scale-20k", "threshold"))
+    if features and plain:
+        print(f"\nscale-20k: with failures + requests / without = {features['total_s'] / plain['total_s']:.2f}")
     thr = by.get(("planetlab-20110303", "threshold"))
     ref = cloudsim_wall()
     if thr and ref:
