@@ -139,7 +139,7 @@ class MigrationExecutor:
             dc.complete_live_migration(i, h)
             done.succeed(True)
 
-        self._run(i, src, h, plan, reason, "Succeeded", finish)
+        self._run(i, src, h, plan, reason, "Succeeded", finish, abort=lambda: done.succeed(False))
         return SimOperation(done)
 
     # --- strategies -------------------------------------------------------------------------------
@@ -182,6 +182,7 @@ class MigrationExecutor:
         reason: str,
         outcome_label: str,
         finish: Callable[[CopyOutcome], None],
+        abort: Callable[[], None] | None = None,
     ) -> None:
         """Simulate ``plan`` for instance ``i`` (``src`` -> ``h``), then account, record and ``finish``."""
         dc = self.dc
@@ -191,7 +192,13 @@ class MigrationExecutor:
         if src_ivn != dst_ivn:
             links.append(dc.ivn_link[(src_ivn, dst_ivn)])
 
+        def overtaken() -> bool:
+            """A host failure took the instance or one end of the copy down: the failover owns it now."""
+            return dc.host_of[i] < 0 or not dc.host_available[src] or not dc.host_available[h]
+
         def pause() -> None:
+            if overtaken():
+                return
             dc.advance()
             dc.instance_down[i] = True
             dc.instance_down_since[i] = env.now
@@ -218,10 +225,21 @@ class MigrationExecutor:
         def done(ev: simpy.Event) -> None:
             out: CopyOutcome = ev.value
             dc.advance()
-            dc.instance_down[i] = False
-            dc.instance_down_since[i] = np.nan
-            finish(out)
-            self._account(i, out.bytes_total, out.downtime_s)
+            if overtaken():
+                # The copy finished into or out of a failed host: nothing moved, and the instance's
+                # down state and recovery belong to the failover (sim/failures.py).
+                if dc.migrating_to[i] == h:
+                    dc.migrating_to[i] = -1
+                    dc.invalidate()
+                if abort is not None:
+                    abort()
+                outcome = "Aborted"
+            else:
+                dc.instance_down[i] = False
+                dc.instance_down_since[i] = np.nan
+                finish(out)
+                self._account(i, out.bytes_total, out.downtime_s)
+                outcome = outcome_label
             self.rows.append(
                 (
                     dc.instance_ids[i],
@@ -236,7 +254,7 @@ class MigrationExecutor:
                     out.bytes_total,
                     est.duration_s,
                     out.downtime_s,
-                    outcome_label,
+                    outcome,
                     est.downtime_s,
                     out.rounds,
                     out.converged,
@@ -319,5 +337,9 @@ class MigrationExecutor:
             dc.invalidate()
             done.succeed(h)
 
-        self._run(i, src, h, plan, reason, "Restored", caught_up)
+        def lost() -> None:
+            dc.busy[i] = False
+            done.fail(MigrationRefusedError(f"a host failed during the restore of {dc.instance_ids[i]}"))
+
+        self._run(i, src, h, plan, reason, "Restored", caught_up, abort=lost)
         return SimOperation(done)
