@@ -190,7 +190,9 @@ def run_report(result: RunResult, plots: Mapping[str, Path], *, description: str
 
 #: Failure figures carried in a comparison's frame (and CSV) next to the headline metrics, for the
 #: explanation of what mirroring and predictive migration changed.
-FAILURE_KEYS = ("host_failures", "instances_failed_over", "failover_downtime_s", "failover_mean_s", "rma_enabled")
+FAILURE_KEYS = (
+    "host_failures", "instances_failed_over", "failovers", "failover_downtime_s", "failover_mean_s", "rma_enabled",
+)  # fmt: skip
 
 
 def comparison_frame(results: Sequence[RunResult]) -> pd.DataFrame:
@@ -232,13 +234,14 @@ def failure_reading(frame: pd.DataFrame) -> str:
     lines = ["## Failures: what mirroring and predictive migration changed", ""]
     for label, row in frame.iterrows():
         n = int(row["instances_failed_over"])
+        events = int(row["failovers"]) if not pd.isna(row.get("failovers")) else n
         lost = float(row.get("data_lost_bytes", float("nan")))
-        per = f"{lost / n / 1e9:,.3f} GB per failover" if n else "none"
+        per = f"{lost / events / 1e9:,.3f} GB per failover" if events else "none"
         ahead = int(row.get("moves_on_failure_risk", 0))
         mirror = "with a mirror" if row.get("rma_enabled", 1.0) else "without a mirror"
         lines.append(
-            f"* `{label}` ({mirror}): {int(row['host_failures'])} host failures; {n} instances were on a failed "
-            f"host and failed over, back in service after {row['failover_mean_s']:,.1f} s on average "
+            f"* `{label}` ({mirror}): {int(row['host_failures'])} host failures; {events} failovers of {n} "
+            f"instances, each back in service after {row['failover_mean_s']:,.1f} s on average "
             f"({row['failover_downtime_s']:,.0f} s in all); data lost {lost / 1e9:,.3f} GB ({per}); "
             f"{ahead} instances were moved ahead of a predicted failure."
         )

@@ -398,6 +398,7 @@ class HostFailures:
             "failover_downtime_s": float(self.instance_failover_downtime_s.sum()),
             "data_lost_bytes": float(self.instance_data_lost_bytes.sum()),
             "instances_failed_over": int((self.instance_failovers > 0).sum()),
+            "failovers": int(self.instance_failovers.sum()),
             "failover_mean_s": float(np.mean(done)) if done else 0.0,
             "instances_unplaced": int(self.down.sum()),
         }
