@@ -18,11 +18,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import simpy
 
 #: Bytes below which a transfer is considered complete (guards float rounding).
 _DONE_EPS_BYTES = 1e-3
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _fair_shares(links: np.ndarray, weight: np.ndarray, capacity_Bps: np.ndarray) -> np.ndarray:
+    """Each transfer's rate under weighted fair sharing: its smallest share over the links it crosses.
+
+    On a link, a transfer gets ``capacity * w / sum of weights`` (``inf`` when it crosses no link).
+    Compiled because a burst of thousands of concurrent migrations recomputes this at every start and
+    finish; the arithmetic is the same as the vectorised form it replaces, summed in transfer order.
+    """
+    n, width = links.shape
+    per_link = np.zeros(capacity_Bps.shape[0])
+    for i in range(n):
+        for j in range(width):
+            link = links[i, j]
+            if link >= 0:
+                per_link[link] += weight[i]
+    out = np.empty(n)
+    for i in range(n):
+        best = np.inf
+        for j in range(width):
+            link = links[i, j]
+            if link >= 0:
+                share = capacity_Bps[link] * weight[i] / per_link[link]
+                if share < best:
+                    best = share
+        out[i] = best
+    return out
 #: Most links one transfer may cross (source NIC, inter-IVN link, store or destination NIC, ...).
 MAX_LINKS = 4
 
@@ -72,6 +101,8 @@ class SharedNetwork:
         self._weight = np.zeros(0)
         self._remaining = np.zeros(0)
         self._tag = np.zeros(0, dtype=np.int64)
+        self._dead = np.zeros(0, dtype=bool)  # finished or cancelled, waiting for the next compaction
+        self._new: list[Transfer] = []  # started since the arrays were last extended
         self._rates: np.ndarray | None = None
         self._last_s = env.now
         self._changed = env.event()
@@ -80,7 +111,8 @@ class SharedNetwork:
     @property
     def active(self) -> list[Transfer]:
         """Transfers in flight, oldest first."""
-        return list(self._transfers.tolist())
+        self._extend()
+        return [t for t, dead in zip(self._transfers.tolist(), self._dead.tolist(), strict=True) if not dead]
 
     def link_index(self, name: str) -> int:
         """Index of the link called ``name``."""
@@ -105,20 +137,32 @@ class SharedNetwork:
             return t
         if len(t.links) > MAX_LINKS:
             raise ValueError(f"a transfer may cross at most {MAX_LINKS} links, got {len(t.links)}")
-        row = np.full((1, MAX_LINKS), -1, dtype=np.int64)
-        row[0, : len(t.links)] = t.links
         if tag not in self._tags:
             self._tags.append(tag)
-        cell = np.empty(1, dtype=object)
-        cell[0] = t
-        self._transfers = np.concatenate([self._transfers, cell])
-        self._links = np.concatenate([self._links, row])
-        self._weight = np.append(self._weight, t.weight)
-        self._remaining = np.append(self._remaining, t.size_bytes)
-        self._tag = np.append(self._tag, self._tags.index(tag))
+        # Appended to the arrays in one go when they are next read: a consolidation round starts
+        # thousands of transfers at one instant, and growing the arrays one by one is quadratic.
+        self._new.append(t)
         self._rates = None
         self._poke()
         return t
+
+    def _extend(self) -> None:
+        """Move the transfers started since the last read into the arrays, in start order."""
+        if not self._new:
+            return
+        new, self._new = self._new, []
+        rows = np.full((len(new), MAX_LINKS), -1, dtype=np.int64)
+        for r, t in enumerate(new):
+            rows[r, : len(t.links)] = t.links
+        cells = np.empty(len(new), dtype=object)
+        cells[:] = new
+        self._transfers = np.concatenate([self._transfers, cells])
+        self._links = np.concatenate([self._links, rows])
+        self._weight = np.concatenate([self._weight, [t.weight for t in new]])
+        self._remaining = np.concatenate([self._remaining, [t.size_bytes for t in new]])
+        self._tag = np.concatenate([self._tag, np.array([self._tags.index(t.tag) for t in new], dtype=np.int64)])
+        self._dead = np.concatenate([self._dead, np.zeros(len(new), dtype=bool)])
+        self._rates = None
 
     def cancel(self, transfer: Transfer) -> None:
         """Stop a transfer; the bytes it already moved stay counted, its event never fires.
@@ -128,34 +172,25 @@ class SharedNetwork:
         """
         self._advance()
         for i, t in enumerate(self._transfers.tolist()):
-            if t is transfer:
+            if t is transfer and not self._dead[i]:
                 left = float(self._remaining[i])
                 self.bytes_lost[t.tag] = self.bytes_lost.get(t.tag, 0.0) + left
                 t.remaining_bytes = left
-                keep = np.ones(len(self._transfers), dtype=bool)
-                keep[i] = False
-                self._compact(keep)
+                self._retire(np.array([i]))
                 self._poke()
                 return
 
     def rates_Bps(self) -> np.ndarray:
-        """Current rate (bytes/s) of each active transfer under weighted fair sharing."""
+        """Current rate (bytes/s) of each transfer slot under weighted fair sharing (``inf`` if retired)."""
+        self._extend()
         if self._rates is None:
             self._rates = self._compute_rates()
         return self._rates
 
     def _compute_rates(self) -> np.ndarray:
-        n = len(self._transfers)
-        if n == 0:
+        if len(self._transfers) == 0:
             return np.zeros(0)
-        links = self._links
-        valid = links >= 0
-        safe = np.where(valid, links, 0)
-        w = np.broadcast_to(self._weight[:, None], links.shape)
-        per_link = np.bincount(safe[valid], weights=w[valid], minlength=len(self.capacity_Bps))
-        denom = np.where(valid, per_link[safe], 1.0)
-        share = np.where(valid, self.capacity_Bps[safe] * w / denom, np.inf)
-        return share.min(axis=1)
+        return _fair_shares(self._links, self._weight, self.capacity_Bps)
 
     def _credit(self, tag: str, nbytes: float) -> None:
         self.bytes_delivered[tag] = self.bytes_delivered.get(tag, 0.0) + nbytes
@@ -177,7 +212,10 @@ class SharedNetwork:
         """Move every active transfer forward to ``env.now`` at its current rate."""
         dt = self.env.now - self._last_s
         self._last_s = self.env.now
-        if dt <= 0 or not len(self._transfers):
+        if dt <= 0:
+            return  # nothing moved; transfers started at this instant join the arrays when read
+        self._extend()
+        if not len(self._transfers):
             return
         moved = np.minimum(self._remaining, self.rates_Bps() * dt)
         self._remaining = self._remaining - moved
@@ -186,13 +224,26 @@ class SharedNetwork:
             if nbytes:
                 self._credit(self._tags[k], nbytes)
 
-    def _compact(self, keep: np.ndarray) -> None:
-        self._transfers = self._transfers[keep]
-        self._links = self._links[keep]
-        self._weight = self._weight[keep]
-        self._remaining = self._remaining[keep]
-        self._tag = self._tag[keep]
+    def _retire(self, idx: np.ndarray) -> None:
+        """Take finished or cancelled transfers out of the sharing; compact once half the slots are dead.
+
+        A retired slot crosses no link (so it takes no share) and has nothing left to send; compacting
+        only when dead slots outnumber live ones keeps a burst of completions linear, not quadratic.
+        """
+        self._dead[idx] = True
+        self._links[idx] = -1
+        self._remaining[idx] = 0.0
+        self._transfers[idx] = None
         self._rates = None
+        dead = int(self._dead.sum())
+        if dead > 64 and dead * 2 > len(self._dead):
+            keep = ~self._dead
+            self._transfers = self._transfers[keep]
+            self._links = self._links[keep]
+            self._weight = self._weight[keep]
+            self._remaining = self._remaining[keep]
+            self._tag = self._tag[keep]
+            self._dead = self._dead[keep]
 
     def _finish(self, t: Transfer) -> None:
         t.remaining_bytes = 0.0
@@ -202,12 +253,14 @@ class SharedNetwork:
     def _run(self):  # type: ignore[no-untyped-def]
         env = self.env
         while True:
-            if not len(self._transfers):
+            self._extend()
+            alive = ~self._dead
+            if not alive.any():
                 self._changed = env.event()
                 yield self._changed
                 continue
             rates = self.rates_Bps()
-            wait = float(np.min(self._remaining / rates))
+            wait = float(np.min(self._remaining[alive] / rates[alive]))
             self._changed = env.event()
             yield env.timeout(max(wait, 0.0)) | self._changed
             self._advance()
@@ -215,8 +268,9 @@ class SharedNetwork:
             # instant (at t ~ 1e6 s a float cannot step by less than ~1e-10 s).
             time_eps = max(1e-9, abs(env.now) * 1e-12)
             rates = self.rates_Bps()
-            done = (self._remaining <= _DONE_EPS_BYTES * np.maximum(1.0, self._weight)) | (
-                self._remaining <= rates * time_eps
+            done = ~self._dead & (
+                (self._remaining <= _DONE_EPS_BYTES * np.maximum(1.0, self._weight))
+                | (self._remaining <= rates * time_eps)
             )
             if not done.any():
                 continue
@@ -224,7 +278,7 @@ class SharedNetwork:
             finished = self._transfers[idx].tolist()
             leftovers = self._remaining[idx].tolist()
             last_rates = rates[idx].tolist()
-            self._compact(~done)
+            self._retire(idx)
             for t, left, rate in zip(finished, leftovers, last_rates, strict=True):
                 self._credit(t.tag, left)
                 t.rate_bps = rate * 8.0
