@@ -52,6 +52,8 @@ def _fair_shares(links: np.ndarray, weight: np.ndarray, capacity_Bps: np.ndarray
                     best = share
         out[i] = best
     return out
+
+
 #: Most links one transfer may cross (source NIC, inter-IVN link, store or destination NIC, ...).
 MAX_LINKS = 4
 

@@ -46,6 +46,11 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 
 #: Width of a rate bin in ``ln(r)``: 1 % bins keep every quantile within 0.5 % of the exact mixture.
+
+#: Stream-segments buffered before a flush (lam and mu at 8 bytes each: ~64 MB), so a step with
+#: thousands of segments over 20,000 instances does not hold them all at once.
+_MAX_BUFFERED = 4_000_000
+
 RATE_BIN_LN = 0.01
 #: Per-step histograms merge this many fine bins (10 % rate resolution), so the per-step table stays
 #: small (steps x ~140) while the run's quantiles use the fine histogram.
@@ -121,6 +126,7 @@ class RequestAccounting:
         self._pending_lam: list[FloatArray] = []
         self._pending_mu: list[FloatArray] = []
         self._pending_dt: list[float] = []
+        self._pending_size = 0
 
     # --- rates ----------------------------------------------------------------------------------
     def bin_rates(self) -> FloatArray:
@@ -183,6 +189,9 @@ class RequestAccounting:
         self._pending_lam.append(lam)
         self._pending_mu.append(mu)
         self._pending_dt.append(dt)
+        self._pending_size += lam.size
+        if self._pending_size >= _MAX_BUFFERED:  # bounded memory: a busy step flushes part-way
+            self._flush()
 
     def _flush(self) -> None:
         """Integrate the buffered segments of the pending step: counts and response-time histograms."""
@@ -195,6 +204,7 @@ class RequestAccounting:
         self._pending_lam.clear()
         self._pending_mu.clear()
         self._pending_dt.clear()
+        self._pending_size = 0
         served, r = mm1_served_rate(lam, mu, self.timeout_s)
         arrived_n = lam * dt
         served_n = served * dt
