@@ -108,7 +108,8 @@ def sla_energy_figure(result: RunResult) -> Figure:
     fig = _new_figure(10, 6)
     top, bottom = fig.subplots(2, 1, sharex=True)
     hours = _hours(ts["time_s"])
-    top.plot(hours, ts["sla_violation_s"], color="tab:red", label="SLA violation (host·s over capacity)")
+    what = "allocated < requested" if result.summary.get("accounting") == "cloudsim" else "over capacity"
+    top.plot(hours, ts["sla_violation_s"], color="tab:red", label=f"SLA violation (host·s {what})")
     top.set_ylabel("host·s per step")
     twin = top.twinx()
     twin.step(hours, ts["overloaded_hosts"], where="post", color="tab:orange", alpha=0.7, label="overloaded hosts")

@@ -190,6 +190,12 @@ class CloudSimAccounting:
             raise SimulationError("accounting = 'cloudsim' models one datacenter: give the scenario exactly one IVN")
         if not scenario.idle_hosts_off:
             raise SimulationError("accounting = 'cloudsim' switches idle hosts off (0 W): set idle_hosts_off = true")
+        unsupported = [name for name in ("failures", "requests") if getattr(scenario, name).enabled]
+        if unsupported:
+            raise SimulationError(
+                f"accounting = 'cloudsim' replays CloudSim's bookkeeping, which has no {' or '.join(unsupported)}: "
+                f"set {', '.join(f'{n}.enabled = false' for n in unsupported)} or use accounting = 'twin'"
+            )
         self.scenario = scenario
         self.population = population
         self.policy = policy

@@ -325,3 +325,16 @@ def test_accounting_laws_on_random_small_traces(fleet: tuple[list[list[int]], li
     expected = np.array([by_id[i] / 62.5 for i in aware.migrations["instance_id"]], dtype=np.float64)
     np.testing.assert_allclose(durations, expected, rtol=1e-12)
     assert 0.0 <= aware.summary["slatah"] <= 1.0 and 0.0 <= aware.summary["pdm"] <= 1.0
+
+
+def test_features_cloudsim_does_not_have_are_refused_in_one_line(traces_root) -> None:
+    from mirrortwin.config import load_settings
+    from mirrortwin.wiring import run_named
+    from sim.world import SimulationError
+
+    for feature in ("failures", "requests"):
+        overrides = {"accounting": "cloudsim", f"{feature}.enabled": True, "duration_s": 3600.0}
+        with pytest.raises(SimulationError) as info:
+            run_named("planetlab-20110303", policy="null", overrides=overrides, settings=load_settings())
+        message = str(info.value)
+        assert f"{feature}.enabled = false" in message and "\n" not in message
