@@ -288,7 +288,7 @@ def failure_reading(frame: pd.DataFrame) -> str:
             "with one it is restored from the latest snapshot in the store's IVN (detection + restore at the "
             "store's throughput), and only the writes since that snapshot reached the store are lost."
         )
-    ahead = frame[frame.get("moves_on_failure_risk", 0) > 0] if "moves_on_failure_risk" in frame else frame.iloc[:0]
+    ahead = frame[frame["moves_on_failure_risk"] > 0]
     if len(ahead):
         best = ahead["failover_downtime_s"].idxmin()
         lines.append(

@@ -108,7 +108,8 @@ class HealthEvacuationPolicy:
             return MigrationPlan(moves=tuple(moves), assessments=assessments)
         base = self.base.decide(fleet)
         moving = {m.instance_id for m in moves}
-        rest = [m for m in base.moves if m.instance_id not in moving and not _onto(m, fleet, risky)]
+        evacuating = {fleet.host_ids[h] for h in risky.tolist()}
+        rest = [m for m in base.moves if m.instance_id not in moving and m.target_host not in evacuating]
         return MigrationPlan(
             moves=(*moves, *rest),
             snapshot_intervals_s=base.snapshot_intervals_s,
@@ -142,10 +143,3 @@ class HealthEvacuationPolicy:
             ok = (out >= 0) & fleet.instance_allowed_ivns[np.arange(fleet.n_instances), np.maximum(out, 0)]
             out[~ok] = -1
         return out
-
-
-def _onto(move: Move, fleet: FleetSnapshot, risky: np.ndarray) -> bool:
-    """Whether ``move`` targets a host being evacuated."""
-    if move.target_host is None or not risky.size:
-        return False
-    return move.target_host in {fleet.host_ids[h] for h in risky.tolist()}

@@ -53,6 +53,7 @@ from policies.fleet import FleetSnapshot
 from policies.ports import Policy
 from scenarios.population import InstancePopulation
 from scenarios.spec import MB, Scenario
+from sim.datacenter import resample_power
 from sim.migration import MIGRATION_COLUMNS
 from sim.placement import PlacementError, initial_placement
 from sim.results import WORKFLOW_COLUMNS, RunResult
@@ -210,7 +211,7 @@ class CloudSimAccounting:
         self.pe = np.array([types[t].pe_mips for t in seq], dtype=np.float64)
         self.host_pes = np.array([types[t].pes for t in seq], dtype=np.int64)
         self.host_ram = np.array([types[t].ram_mb * MB for t in seq], dtype=np.float64)
-        self.power = np.stack([_eleven_points(types[t].power_w) for t in seq])
+        self.power = np.stack([resample_power(types[t].power_w) for t in seq])
         self.power_max = self.power[:, -1].copy()
         self.nic_units = np.array([types[t].nic_bandwidth_bps * HOST_BW_UNITS_PER_BPS for t in seq])
         pop = population
@@ -591,11 +592,6 @@ class _World:
         led.overloaded_hosts[row] = int((on & (self.req_mips > self.acc.total)).sum())
         led.mean_active_util[row] = float(u[on].mean()) if on.any() else 0.0
         led.host_util[row] = u
-
-
-def _eleven_points(table: list[float]) -> np.ndarray:
-    src = np.linspace(0.0, 1.0, len(table))
-    return np.interp(np.linspace(0.0, 1.0, 11), src, np.asarray(table, dtype=np.float64))
 
 
 def run_cloudsim_accounting(

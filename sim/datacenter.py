@@ -82,7 +82,7 @@ class StepSeries:
             setattr(self, name, np.zeros(self.n, dtype=np.int64))
 
 
-def _resample_power(table: list[float]) -> FloatArray:
+def resample_power(table: list[float]) -> FloatArray:
     """Power table on 11 evenly spaced points, whatever resolution the spec gave."""
     src = np.linspace(0.0, 1.0, len(table))
     return np.interp(np.linspace(0.0, 1.0, POWER_POINTS), src, np.asarray(table, dtype=np.float64))
@@ -116,7 +116,7 @@ class Datacenter:
         self.host_pes = np.array([types[t].pes for t in host_type], dtype=np.int64)
         self.host_ram = np.array([types[t].ram_mb * MB for t in host_type])
         self.host_nic_bps = np.array([types[t].nic_bandwidth_bps for t in host_type])
-        tables = {name: _resample_power(t.power_w) for name, t in types.items()}
+        tables = {name: resample_power(t.power_w) for name, t in types.items()}
         self.host_power_w = np.stack([tables[t] for t in host_type])
         self.host_available = np.ones(len(self.host_ids), dtype=bool)
 

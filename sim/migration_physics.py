@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class PreCopyPlan:
@@ -75,6 +77,16 @@ def plan_pre_copy(
         total = memory_bytes * (n + 1) if lam == 1 else memory_bytes * (lam ** (n + 1) - 1) / (lam - 1)
     last = memory_bytes * lam**n
     return PreCopyPlan(n, total, total / rate_Bps, last / rate_Bps + resume_s, last, converged)
+
+
+def unique_dirty_bytes_array(
+    working_set_bytes: np.ndarray, dirty_Bps: np.ndarray, interval_s: np.ndarray
+) -> np.ndarray:
+    """:func:`unique_dirty_bytes` for many instances at once (0 where the working set is empty)."""
+    w = np.asarray(working_set_bytes, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = w * -np.expm1(-np.asarray(dirty_Bps) * np.maximum(interval_s, 0.0) / np.where(w > 0, w, 1.0))
+    return np.where(w > 0, out, 0.0)
 
 
 def unique_dirty_bytes(working_set_bytes: float, dirty_Bps: float, interval_s: float) -> float:

@@ -24,7 +24,7 @@ import simpy
 from policies.records import MirrorSnapshot
 from scenarios.spec import MB, RmaSettings
 from sim.datacenter import Datacenter
-from sim.migration_physics import unique_dirty_bytes
+from sim.migration_physics import unique_dirty_bytes, unique_dirty_bytes_array
 from sim.mirror_store import SnapshotChains
 
 
@@ -80,12 +80,8 @@ class SimMirroring:
         known = np.isfinite(age)
         out = np.asarray(self.dc.state_bytes, dtype=np.float64).copy()
         if known.any():
-            w = self.working_set[known]
-            d = self.dirty_Bps(np.flatnonzero(known))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out[known] = np.where(
-                    w > 0, w * -np.expm1(-d * np.maximum(age[known], 0.0) / np.where(w > 0, w, 1.0)), 0.0
-                )
+            idx = np.flatnonzero(known)
+            out[idx] = unique_dirty_bytes_array(self.working_set[idx], self.dirty_Bps(idx), age[idx])
         return out
 
     def latest(self, i: int, ivn: int) -> MirrorSnapshot | None:
@@ -127,10 +123,7 @@ class SimMirroring:
             return
         first = ~np.isfinite(self.last_capture_s[due])
         tau = np.where(first, 0.0, now - self.last_capture_s[due])
-        w = self.working_set[due]
-        d = self.dirty_Bps(due)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            raw = np.where(w > 0, w * -np.expm1(-d * tau / np.where(w > 0, w, 1.0)), 0.0)
+        raw = unique_dirty_bytes_array(self.working_set[due], self.dirty_Bps(due), tau)
         size = np.where(first, dc.state_bytes[due], raw) / self.reduction
         parents = self.last_capture_s[due].copy()  # the snapshot each delta was computed against
         self.last_capture_s[due] = now
