@@ -186,6 +186,12 @@ class Datacenter:
         self._request_total = 0.0
         self._migrating_request = 0.0
         self.migration_rows: list[tuple] = []  # filled by the migration executor
+        # What changed since the request model last looked (sim/requests.py), so a segment costs it
+        # O(changes), not O(instances): anything at all (every invalidate), or a few instances and
+        # the hosts whose load their change moved (the delta updates below, :meth:`note_changed`).
+        self.changed_all = True
+        self.changed_instances: list[int] = []
+        self.changed_hosts: list[int] = []
         # Request model (sim/requests.py), only when the scenario enables it: None keeps runs unchanged.
         self.requests: RequestAccounting | None = (
             RequestAccounting(self, scenario.requests, migration_degradation=MIGRATION_DEGRADATION)
@@ -197,6 +203,17 @@ class Datacenter:
     def invalidate(self) -> None:
         """Forget derived arrays after any change of placement, demand or traffic split."""
         self._load_cache = None
+        self.changed_all = True
+
+    def note_changed(self, i: int, *hosts: int) -> None:
+        """Record a change of instance ``i``'s serving state made without :meth:`invalidate`.
+
+        Down, moving or a failing replacement, plus the hosts whose load the change moved; the request
+        model reads these instead of rescanning every instance.
+        """
+        if self.requests is not None:
+            self.changed_instances.append(i)
+            self.changed_hosts.extend(hosts)
 
     def _derive(self) -> FloatArray:
         """Recompute host load, host presence counts and the demand totals from the state arrays."""
@@ -246,6 +263,7 @@ class Datacenter:
         self._presence[h] += 1
         if not self.busy[i]:
             self._migrating_request += float(self.request[i])
+        self.note_changed(i, h)
 
     def complete_live_migration(self, i: int, h: int) -> None:
         """Instance ``i`` now runs on ``h``; its source is released (delta update, like the start)."""
@@ -259,6 +277,7 @@ class Datacenter:
         self.migrating_to[i] = -1
         if not self.busy[i]:
             self._migrating_request -= float(self.request[i])
+        self.note_changed(i, src, h)
 
     def set_demand(self, k: int) -> None:
         """Take instance demand from trace step ``k`` (clamped to the trace's last step)."""

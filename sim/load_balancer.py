@@ -75,7 +75,9 @@ class SimLoadBalancer:
             dc = self.dc
             if dc.requests is not None:
                 dc.advance()
-                dc.requests.replacement_failing[dc.instance_index[split_backend(backend_id)[0]]] = True
+                i = dc.instance_index[split_backend(backend_id)[0]]
+                dc.requests.replacement_failing[i] = True
+                dc.note_changed(i)
         ev = self.env.timeout(delay, value=healthy)
         return SimOperation(ev)
 

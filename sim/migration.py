@@ -202,6 +202,7 @@ class MigrationExecutor:
             dc.advance()
             dc.instance_down[i] = True
             dc.instance_down_since[i] = env.now
+            dc.note_changed(i)
 
         est = plan.estimate
         proc = env.process(
@@ -237,6 +238,7 @@ class MigrationExecutor:
             else:
                 dc.instance_down[i] = False
                 dc.instance_down_since[i] = np.nan
+                dc.note_changed(i)
                 finish(out)
                 self._account(i, out.bytes_total, out.downtime_s)
                 outcome = outcome_label
@@ -339,6 +341,7 @@ class MigrationExecutor:
 
         def lost() -> None:
             dc.busy[i] = False
+            dc.invalidate()  # the degraded-demand total counts busy instances too
             done.fail(MigrationRefusedError(f"a host failed during the restore of {dc.instance_ids[i]}"))
 
         self._run(i, src, h, plan, reason, "Restored", caught_up, abort=lost)

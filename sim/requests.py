@@ -26,15 +26,19 @@ at the timeout. Instead of binning response times per request, the served count 
 added to a fixed log-spaced histogram over ``r``; quantiles of the mixture of truncated exponentials
 are solved at the end. With 1 % rate bins the quantiles are within 0.5 %.
 
-Speed: a segment only computes the streams' rates (about a dozen vector operations over the
-instances) and buffers them; the M/M/1 arithmetic, the counts and the binning run once per
-accounting step over all its buffered segments (:meth:`RequestAccounting._flush`).
+Speed: segments are many (every migration start and end, every failure, every shift of traffic
+opens one) and instances too (20,000 in the scaled scenario), so a segment must not cost exp/log work
+per instance. Each stream keeps the rates it has had since it last changed; a segment only compares
+every stream's rates with the kept ones in one compiled pass, and integrates (M/M/1, counts,
+histogram) only the streams whose rates changed, over the interval they had them. The rest are
+integrated once per accounting step. The result is the same sum, in a different order.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -46,11 +50,6 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 
 #: Width of a rate bin in ``ln(r)``: 1 % bins keep every quantile within 0.5 % of the exact mixture.
-
-#: Stream-segments buffered before a flush (lam and mu at 8 bytes each: ~64 MB), so a step with
-#: thousands of segments over 20,000 instances does not hold them all at once.
-_MAX_BUFFERED = 4_000_000
-
 RATE_BIN_LN = 0.01
 #: Per-step histograms merge this many fine bins (10 % rate resolution), so the per-step table stays
 #: small (steps x ~140) while the run's quantiles use the fine histogram.
@@ -84,6 +83,116 @@ def mm1_served_rate(lam: FloatArray, mu: FloatArray, timeout_s: float) -> tuple[
     return served, r
 
 
+@numba.njit(cache=True)  # type: ignore[misc]
+def _close(j, length, k, model, timeout_s, ln_floor, group):  # type: ignore[no-untyped-def]
+    """Integrate stream ``j``'s kept rates over ``length`` seconds into step ``k``'s accumulators.
+
+    ``model`` is ``(lam, mu, failing, since, totals, rate_hist, step_rate_hist)``; ``totals[k]`` holds
+    ``(arrived, served, failed, failed_cutover)`` and the served requests go to the bin of their
+    response-time rate ``r`` (the formulas of :func:`mm1_served_rate`).
+    """
+    lam, mu, failing, _since, totals, rate_hist, step_rate_hist = model
+    lam_j = lam[j]
+    if length <= 0.0 or lam_j <= 0.0:
+        return
+    mu_j = mu[j]
+    admitted = min(lam_j, mu_j)
+    r = mu_j - admitted
+    arrived_n = lam_j * length
+    served_n = admitted * -np.expm1(-r * timeout_s) * length
+    totals[k, 0] += arrived_n
+    totals[k, 1] += served_n
+    totals[k, 2] += arrived_n - served_n
+    if failing[j]:
+        totals[k, 3] += arrived_n
+    if served_n > 0.0:
+        b = int(np.floor((np.log(r) - ln_floor) / RATE_BIN_LN))
+        b = min(max(b, 0), rate_hist.shape[0] - 1)
+        rate_hist[b] += served_n
+        step_rate_hist[k, b // group] += served_n
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _refresh(i, t0, k, share, dc_state, rates, model, timeout_s, ln_floor, group):  # type: ignore[no-untyped-def]
+    """Bring instance ``i``'s two streams (its source share, its replacement's) up to the state now.
+
+    ``dc_state`` is the datacenter's ``(request, host_of, migrating_to, busy, instance_down,
+    shadow_weight, shadow_host, replacement_failing)``; ``rates`` is ``(rps_per_mips, capacity_rps,
+    moving_rps)``. A stream whose rates differ from the kept ones has its old rates integrated from
+    ``since`` to ``t0`` (the start of the segment the new state holds for) and keeps the new ones.
+    """
+    request, host_of, migrating_to, busy, down, shadow_weight, shadow_host, rep_failing = dc_state
+    rps_per_mips, capacity_rps, moving_rps = rates
+    lam, mu, failing, since, _totals, _rate_hist, _step_rate_hist = model
+    n = request.shape[0]
+    lam_i = request[i] * rps_per_mips[i]
+    h = host_of[i]
+    s = share[h] if h >= 0 else 0.0
+    if down[i]:
+        mu_i = 0.0
+    elif migrating_to[i] >= 0 or busy[i]:
+        mu_i = s * moving_rps
+    else:
+        mu_i = s * capacity_rps
+    w = shadow_weight[i]
+    hr = shadow_host[i]
+    lam_r = 0.0
+    mu_r = 0.0
+    fail_r = False
+    if w > 0.0 and hr >= 0:
+        lam_r = lam_i * w
+        lam_i = lam_i * (1.0 - w)
+        fail_r = rep_failing[i]
+        mu_r = 0.0 if fail_r else share[hr] * capacity_rps
+    if lam_i != lam[i] or mu_i != mu[i]:
+        _close(i, t0 - since[i], k, model, timeout_s, ln_floor, group)
+        lam[i] = lam_i
+        mu[i] = mu_i
+        since[i] = t0
+    j = n + i
+    if lam_r != lam[j] or mu_r != mu[j] or fail_r != failing[j]:
+        _close(j, t0 - since[j], k, model, timeout_s, ln_floor, group)
+        lam[j] = lam_r
+        mu[j] = mu_r
+        failing[j] = fail_r
+        since[j] = t0
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _refresh_all(t0, k, load, host_cap, share, dc_state, rates, model, timeout_s, ln_floor, group):  # type: ignore[no-untyped-def]
+    """Recompute every host's service share and refresh every instance (after a wholesale change)."""
+    for h in range(host_cap.shape[0]):
+        share[h] = host_cap[h] / max(load[h], host_cap[h])  # 1 unless over-subscribed
+    for i in range(dc_state[0].shape[0]):
+        _refresh(i, t0, k, share, dc_state, rates, model, timeout_s, ln_floor, group)
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _refresh_some(  # type: ignore[no-untyped-def]
+    t0, k, instances, hosts, load, host_cap, share, dc_state, rates, model, timeout_s, ln_floor, group
+):
+    """Refresh only ``instances``, if no host in ``hosts`` changed its share; False (nothing done) if one did.
+
+    A host's share changes only when it is or becomes over-subscribed; then every instance on it
+    changes, which the caller handles with :func:`_refresh_all`.
+    """
+    for h in hosts:
+        if host_cap[h] / max(load[h], host_cap[h]) != share[h]:
+            return False
+    for i in instances:
+        _refresh(i, t0, k, share, dc_state, rates, model, timeout_s, ln_floor, group)
+    return True
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _close_all(t, k, model, timeout_s, ln_floor, group):  # type: ignore[no-untyped-def]
+    """Integrate every stream's kept rates up to ``t`` (the streams go on from ``t`` unchanged)."""
+    since = model[3]
+    for j in range(since.shape[0]):
+        _close(j, t - since[j], k, model, timeout_s, ln_floor, group)
+        since[j] = t
+
+
 class RequestAccounting:
     """Per-step request counts and response-time histograms of one run, integrated segment by segment.
 
@@ -96,6 +205,10 @@ class RequestAccounting:
         served: Requests served within the timeout per step.
     """
 
+    #: Rescan every instance at every segment instead of only the changes the datacenter noted: the
+    #: slow, obviously complete reference the tests compare the incremental path against.
+    rescan_every_segment = False
+
     def __init__(self, dc: Datacenter, settings: RequestSettings, *, migration_degradation: float):
         self.dc = dc
         self.settings = settings
@@ -106,27 +219,29 @@ class RequestAccounting:
         n_i = len(dc.instance_ids)
         n_s = dc.n_steps
         self.replacement_failing = np.zeros(n_i, dtype=bool)
-        self._arrived = np.zeros(n_s)
-        self._failed = np.zeros(n_s)
-        self._served = np.zeros(n_s)
-        self.failed_cutover = np.zeros(n_s)
+        #: Per step: arrived, served, failed, failed at an unhealthy replacement (cutover).
+        self._totals = np.zeros((n_s, 4))
         self._ln_floor = float(np.log(self.capacity_rps * RATE_FLOOR_REL))
         n_bins = int(np.ceil((np.log(self.capacity_rps) - self._ln_floor) / RATE_BIN_LN)) + 1
         self.n_bins = n_bins
         self.rate_hist = np.zeros(n_bins)
         self.n_step_bins = -(-n_bins // STEP_BIN_GROUP)
         self.step_rate_hist = np.zeros((n_s, self.n_step_bins))
-        # Hot-path constants and scratch: rps per MIPS demanded, a host-share buffer padded with a 0
-        # for host -1, the service rate factor of a migrating (or down: zeroed after) instance.
         self._rps_per_mips = self.peak_rps / np.asarray(dc.mips, dtype=np.float64)
-        self._host_share = np.zeros(len(dc.host_ids) + 1)
-        self._moving_or_down = self.capacity_rps * (1.0 - self.degradation)
-        self._empty = np.zeros(0)
+        self._moving_rps = self.capacity_rps * (1.0 - self.degradation)
+        # Kept rates of every stream (instances, then their replacements), whether a replacement is
+        # failing its health check, and since when (seconds into the pending step) each has held.
+        self._lam = np.zeros(2 * n_i)
+        self._mu = np.zeros(2 * n_i)
+        self._failing = np.zeros(2 * n_i, dtype=bool)
+        self._since = np.zeros(2 * n_i)
+        self._share = np.zeros(len(dc.host_ids))  # each host's service share when last looked at
+        self._rates = (self._rps_per_mips, self.capacity_rps, self._moving_rps)
+        self._model = (
+            self._lam, self._mu, self._failing, self._since, self._totals, self.rate_hist, self.step_rate_hist
+        )  # fmt: skip
         self._pending_k = -1
-        self._pending_lam: list[FloatArray] = []
-        self._pending_mu: list[FloatArray] = []
-        self._pending_dt: list[float] = []
-        self._pending_size = 0
+        self._pending_s = 0.0  # seconds of step ``_pending_k`` integrated so far
 
     # --- rates ----------------------------------------------------------------------------------
     def bin_rates(self) -> FloatArray:
@@ -138,107 +253,85 @@ class RequestAccounting:
         width = RATE_BIN_LN * STEP_BIN_GROUP
         return np.exp(self._ln_floor + (np.arange(self.n_step_bins) + 0.5) * width)
 
-    def streams(self) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Arrival and service rates of every stream now: sources, then replacements during a shift.
-
-        Written for the hot path (every segment): about a dozen vector operations, no masks where a
-        padded lookup does (host ``-1`` reads a share of 0: an unplaced instance serves nothing).
-
-        Returns:
-            ``(lam, mu, cutover_lam)``: per stream arrival and service rates (failing or down streams
-            have ``μ = 0``), and the arrival rate of replacements that are failing a health check.
-        """
-        dc = self.dc
-        lam = dc.request * self._rps_per_mips
-        load = dc.host_load_mips()
-        share = self._host_share
-        np.divide(dc.host_cap, np.maximum(load, dc.host_cap), out=share[:-1])  # 1 unless over-subscribed
-        mu = share[dc.host_of]
-        moving = (dc.migrating_to >= 0) | dc.busy
-        mu *= np.where(moving | dc.instance_down, self._moving_or_down, self.capacity_rps)
-        if dc.instance_down.any():
-            mu[dc.instance_down] = 0.0
-        if not dc.shadow_weight.any():  # no progressive shift under way (the common case)
-            return lam, mu, self._empty
-        sh = np.flatnonzero(dc.shadow_weight > 0)
-        sh = sh[dc.shadow_host[sh] >= 0]
-        if sh.size == 0:
-            return lam, mu, self._empty
-        w = dc.shadow_weight[sh]
-        lam_rep = lam[sh] * w
-        failing = self.replacement_failing[sh]
-        mu_rep = np.where(failing, 0.0, share[dc.shadow_host[sh]] * self.capacity_rps)
-        lam_src = lam.copy()
-        lam_src[sh] *= 1.0 - w
-        return np.concatenate([lam_src, lam_rep]), np.concatenate([mu, mu_rep]), lam_rep[failing]
-
     # --- accounting -----------------------------------------------------------------------------
     def accumulate(self, dt: float, k: int) -> None:
         """Add one segment of constant state, ``dt`` seconds long, to accounting step ``k``.
 
-        Only the streams' rates are computed now; the M/M/1 arithmetic, the counts and the histogram
-        binning of a whole step run at once in :meth:`_flush` (a few vector operations per step
-        instead of per segment: a month of Bitbrains has hundreds of thousands of segments).
+        The state is the datacenter's now (it held over the whole segment). Streams whose rates did
+        not change since the last segment are left alone; they are integrated when they change or
+        when the step ends (:meth:`_flush`).
         """
-        lam, mu, cutover_lam = self.streams()
-        if cutover_lam.size:
-            self.failed_cutover[k] += float(cutover_lam.sum()) * dt
         if k != self._pending_k:
             self._flush()
             self._pending_k = k
-        self._pending_lam.append(lam)
-        self._pending_mu.append(mu)
-        self._pending_dt.append(dt)
-        self._pending_size += lam.size
-        if self._pending_size >= _MAX_BUFFERED:  # bounded memory: a busy step flushes part-way
-            self._flush()
+            self._pending_s = 0.0
+            self._since[:] = 0.0
+        dc = self.dc
+        if self.rescan_every_segment:
+            dc.changed_all = True
+        if dc.changed_all or dc.changed_instances:
+            load = dc.host_load_mips()
+            t0 = self._pending_s
+            args = (self._dc_state(), self._rates, self._model, self.timeout_s, self._ln_floor, STEP_BIN_GROUP)
+            if dc.changed_all or not _refresh_some(
+                t0,
+                k,
+                np.asarray(dc.changed_instances, dtype=np.int64),
+                np.asarray(dc.changed_hosts, dtype=np.int64),
+                load,
+                dc.host_cap,
+                self._share,
+                *args,
+            ):
+                _refresh_all(t0, k, load, dc.host_cap, self._share, *args)
+            dc.changed_all = False
+            dc.changed_instances.clear()
+            dc.changed_hosts.clear()
+        self._pending_s += dt
+
+    def _dc_state(self) -> tuple[Any, ...]:
+        """The datacenter arrays the streams' rates follow (read fresh: some are replaced, not updated)."""
+        dc = self.dc
+        return (
+            dc.request,
+            dc.host_of,
+            dc.migrating_to,
+            dc.busy,
+            dc.instance_down,
+            dc.shadow_weight,
+            dc.shadow_host,
+            self.replacement_failing,
+        )
 
     def _flush(self) -> None:
-        """Integrate the buffered segments of the pending step: counts and response-time histograms."""
-        if not self._pending_dt:
+        """Integrate every stream of the pending step up to where the step has been accounted."""
+        if self._pending_k < 0:
             return
-        k = self._pending_k
-        lam = np.concatenate(self._pending_lam)
-        mu = np.concatenate(self._pending_mu)
-        dt = np.repeat(self._pending_dt, [len(x) for x in self._pending_lam])
-        self._pending_lam.clear()
-        self._pending_mu.clear()
-        self._pending_dt.clear()
-        self._pending_size = 0
-        served, r = mm1_served_rate(lam, mu, self.timeout_s)
-        arrived_n = lam * dt
-        served_n = served * dt
-        arrived = float(arrived_n.sum())
-        served_total = float(served_n.sum())
-        self._arrived[k] += arrived
-        self._served[k] += served_total
-        self._failed[k] += float((arrived_n - served_n).sum())  # per stream served <= arrived
-        pos = served_n > 0
-        if not pos.any():
-            return
-        r, c = r[pos], served_n[pos]
-        b = np.floor((np.log(r) - self._ln_floor) / RATE_BIN_LN).astype(np.int64)
-        np.clip(b, 0, self.n_bins - 1, out=b)
-        self.rate_hist += np.bincount(b, weights=c, minlength=self.n_bins)
-        self.step_rate_hist[k] += np.bincount(b // STEP_BIN_GROUP, weights=c, minlength=self.n_step_bins)
+        _close_all(self._pending_s, self._pending_k, self._model, self.timeout_s, self._ln_floor, STEP_BIN_GROUP)
 
     @property
     def arrived(self) -> FloatArray:
-        """Requests arrived per accounting step (bins whatever is still buffered first)."""
+        """Requests arrived per accounting step (integrates the pending step so far first)."""
         self._flush()
-        return self._arrived
+        return self._totals[:, 0]
 
     @property
     def served(self) -> FloatArray:
         """Requests served within the timeout per accounting step."""
         self._flush()
-        return self._served
+        return self._totals[:, 1]
 
     @property
     def failed(self) -> FloatArray:
         """Requests failed per step: dropped, timed out, arrived at a down instance, or cutover."""
         self._flush()
-        return self._failed
+        return self._totals[:, 2]
+
+    @property
+    def failed_cutover(self) -> FloatArray:
+        """Requests failed per step because an unhealthy replacement received them."""
+        self._flush()
+        return self._totals[:, 3]
 
     # --- results --------------------------------------------------------------------------------
     def latency_quantiles(self, qs: tuple[float, ...] = SUMMARY_QUANTILES) -> dict[float, float]:
