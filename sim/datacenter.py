@@ -21,11 +21,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import numpy.typing as npt
 import simpy
 
-from policies.fleet import power_at
 from scenarios.population import InstancePopulation
 from scenarios.spec import MB, Scenario
 from sim.network import SharedNetwork
@@ -295,20 +295,22 @@ class Datacenter:
         self._last_s = now
         k = min(self.k, self.n_steps - 1)
         load = self.host_load_mips()
-        on = self.host_powered()
-        util = load / self.host_cap
-        if self.scenario.power_aware:
-            power = np.where(on, power_at(self.host_power_w, util), 0.0)
-        else:  # non-power-aware datacenter: every host at its 100 % power, all the time
-            # ... except a failed host, which draws nothing (all hosts are available without failures).
-            power = np.where(self.host_available, self.host_power_w[:, -1], 0.0)
-        self.host_energy_j += power * dt
+        energy_w, on_n, over_n, unserved = _integrate_hosts(
+            dt,
+            load,
+            self.host_cap,
+            self._presence,
+            self.host_available,
+            bool(self.scenario.idle_hosts_off),
+            bool(self.scenario.power_aware),
+            self.host_power_w,
+            self.host_energy_j,
+        )
         s = self.step
-        s.energy_j[k] += float(power.sum()) * dt
-        s.active_host_s[k] += float(on.sum()) * dt
-        over = on & (load > self.host_cap * (1 + 1e-12))
-        s.violation_host_s[k] += float(over.sum()) * dt
-        s.unserved_mips_s[k] += float(np.maximum(load - self.host_cap, 0.0)[on].sum()) * dt
+        s.energy_j[k] += energy_w * dt
+        s.active_host_s[k] += on_n * dt
+        s.violation_host_s[k] += over_n * dt
+        s.unserved_mips_s[k] += unserved * dt
         s.requested_mips_s[k] += self._request_total * dt
         s.degraded_mips_s[k] += self._migrating_request * MIGRATION_DEGRADATION * dt
         if self.requests is not None:
@@ -324,6 +326,45 @@ class Datacenter:
         s.active_hosts[k] = int(on.sum())
         s.overloaded_hosts[k] = int((on & (util > 1.0)).sum())
         s.mean_active_util[k] = float(util[on].mean()) if on.any() else 0.0
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _integrate_hosts(  # type: ignore[no-untyped-def]
+    dt, load, host_cap, presence, available, idle_hosts_off, power_aware, power_w, host_energy_j
+):
+    """One segment of host accounting in a single pass over the hosts (it runs at every segment).
+
+    A host is on when it is available and (if idle hosts are switched off) runs, receives or
+    mirrors an instance. A power-aware datacenter draws the interpolated SPECpower figure of an on
+    host (utilisation clipped to [0, 1]); otherwise every available host draws its 100 % figure.
+    Adds each host's energy over ``dt`` to ``host_energy_j`` and returns the total power (W), the
+    number of hosts on, the number of on hosts over capacity and the MIPS they cannot serve.
+    """
+    last = power_w.shape[1] - 1
+    total_w = 0.0
+    on_n = 0
+    over_n = 0
+    unserved = 0.0
+    for h in range(load.shape[0]):
+        on = available[h] and (presence[h] > 0 or not idle_hosts_off)
+        if power_aware:
+            w = 0.0
+            if on:
+                u = min(max(load[h] / host_cap[h], 0.0), 1.0) * last
+                lo = int(np.floor(u))
+                hi = min(lo + 1, last)
+                w = power_w[h, lo] + (power_w[h, hi] - power_w[h, lo]) * (u - lo)
+        else:
+            w = power_w[h, last] if available[h] else 0.0
+        host_energy_j[h] += w * dt
+        total_w += w
+        if on:
+            on_n += 1
+            if load[h] > host_cap[h] * (1 + 1e-12):
+                over_n += 1
+            if load[h] > host_cap[h]:
+                unserved += load[h] - host_cap[h]
+    return total_w, on_n, over_n, unserved
 
 
 def _host_sequence(ivn: object) -> list[str]:
