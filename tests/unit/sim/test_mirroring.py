@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.mirror_store import SnapshotChains
 from sim.mirroring import SimMirroring, _transfer_groups
 
 
@@ -48,3 +49,51 @@ def test_dirty_rate_of_one_instance_equals_the_array_form():
             assert SimMirroring.dirty_Bps(agent, np.int64(i)) == array[i]
     assert SimMirroring.dirty_Bps(agent, 41) == agent.dirty_full_Bps  # clipped at full load
     assert isinstance(SimMirroring.dirty_Bps(agent, 0), float)
+
+
+def _agent(capacity: float) -> SimpleNamespace:
+    chains = SnapshotChains(
+        4, np.zeros(4, dtype=np.int64), np.array([capacity]), retention_count=3, retention_max_age_s=1e9,
+        max_chain_length=4,
+    )  # fmt: skip
+    return SimpleNamespace(
+        latest_s=np.full(4, -np.inf),
+        last_capture_s=np.full(4, -np.inf),
+        snapshots_taken=np.zeros(4, dtype=np.int64),
+        dc=SimpleNamespace(state_bytes=np.full(4, 100.0)),
+        reduction=1.0,
+        chains=chains,
+    )
+
+
+def test_arrivals_that_all_fit_are_all_stored():
+    agent = _agent(1e9)
+    members = np.arange(4)
+    SimMirroring._arrived(agent, members, np.full(4, 100.0), np.ones(4, dtype=bool), np.full(4, -np.inf), 10.0)
+    assert agent.latest_s.tolist() == [10.0] * 4 and agent.snapshots_taken.tolist() == [1] * 4
+    assert agent.chains.stored_bytes() == 400.0
+
+
+def test_stale_unchained_and_refused_arrivals_are_not_stored():
+    agent = _agent(305.0)
+    members = np.arange(4)
+    SimMirroring._arrived(agent, members[:2], np.full(2, 100.0), np.ones(2, dtype=bool), np.full(2, -np.inf), 10.0)
+    agent.last_capture_s[:] = 20.0
+    # 0: a delta on the stored snapshot; 1: a delta on a parent the store never had;
+    # 2: a base that just fits; 3: a base that no longer fits
+    SimMirroring._arrived(
+        agent,
+        members,
+        np.array([5.0, 5.0, 100.0, 100.0]),
+        np.array([False, False, True, True]),
+        np.array([10.0, 15.0, -np.inf, -np.inf]),
+        20.0,
+    )
+    # a snapshot that arrives after a newer one of the same instance is dropped
+    SimMirroring._arrived(agent, members[:1], np.array([5.0]), np.array([False]), np.array([10.0]), 15.0)
+    assert agent.latest_s.tolist() == [20.0, 10.0, 20.0, -np.inf]
+    assert agent.snapshots_taken.tolist() == [2, 1, 1, 0]
+    assert agent.chains.refused.tolist() == [0, 1, 0, 1]
+    assert agent.chains.stored_bytes() == 305.0
+    # the agents of refused snapshots re-base on what the store holds
+    assert agent.last_capture_s.tolist() == [20.0, 10.0, 20.0, -np.inf]
