@@ -200,6 +200,10 @@ class SimMirroring:
             yield env.timeout(max(nxt - env.now, 0.0)) | self._wakeup
 
 
+#: Number of distinct (source, store) pair keys that fit the 16-bit keys :func:`_transfer_groups` sorts.
+_SMALL_KEYS = 1 << 16
+
+
 def _transfer_groups(src_ivn: np.ndarray, store_ivn: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
     """Split snapshots into one batch per (source IVN, store IVN) pair.
 
@@ -210,11 +214,22 @@ def _transfer_groups(src_ivn: np.ndarray, store_ivn: np.ndarray) -> list[tuple[i
     """
     if src_ivn.size == 0:
         return []
-    if (src_ivn == src_ivn[0]).all() and (store_ivn == store_ivn[0]).all():
-        return [(int(src_ivn[0]), int(store_ivn[0]), np.arange(src_ivn.size))]
-    order = np.lexsort((store_ivn, src_ivn))  # stable: positions stay ascending within a pair
-    a, b = src_ivn[order], store_ivn[order]
-    cuts = np.flatnonzero((a[1:] != a[:-1]) | (b[1:] != b[:-1])) + 1
+    src = np.asarray(src_ivn, dtype=np.int64)
+    dst = np.asarray(store_ivn, dtype=np.int64)
+    if (src == src[0]).all() and (dst == dst[0]).all():
+        return [(int(src[0]), int(dst[0]), np.arange(src.size))]
+    span = int(dst.max()) + 1
+    if src.min() >= 0 and dst.min() >= 0 and (int(src.max()) + 1) * span <= _SMALL_KEYS:
+        # IVN indices are small: one 16-bit key per pair, which numpy's stable sort orders by radix
+        # sort, several times faster than a two-key lexsort over 20,000 instances.
+        key = (src * span + dst).astype(np.uint16)
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        cuts = np.flatnonzero(sorted_key[1:] != sorted_key[:-1]) + 1
+    else:
+        order = np.lexsort((dst, src))  # stable: positions stay ascending within a pair
+        a, b = src[order], dst[order]
+        cuts = np.flatnonzero((a[1:] != a[:-1]) | (b[1:] != b[:-1])) + 1
     runs = np.split(order, cuts)
     runs.sort(key=lambda run: int(run[0]))
-    return [(int(src_ivn[run[0]]), int(store_ivn[run[0]]), run) for run in runs]
+    return [(int(src[run[0]]), int(dst[run[0]]), run) for run in runs]
