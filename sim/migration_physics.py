@@ -82,11 +82,19 @@ def plan_pre_copy(
 def unique_dirty_bytes_array(
     working_set_bytes: np.ndarray, dirty_Bps: np.ndarray, interval_s: np.ndarray
 ) -> np.ndarray:
-    """:func:`unique_dirty_bytes` for many instances at once (0 where the working set is empty)."""
+    """:func:`unique_dirty_bytes` for many instances at once (0 where the working set is empty).
+
+    Every snapshot capture calls this over all instances due; when no working set is empty (the
+    usual case) the two masking passes are skipped — the arithmetic is the same either way.
+    """
     w = np.asarray(working_set_bytes, dtype=np.float64)
+    positive = w > 0
+    all_positive = bool(positive.all())
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = w * -np.expm1(-np.asarray(dirty_Bps) * np.maximum(interval_s, 0.0) / np.where(w > 0, w, 1.0))
-    return np.where(w > 0, out, 0.0)
+        out = w * -np.expm1(
+            -np.asarray(dirty_Bps) * np.maximum(interval_s, 0.0) / (w if all_positive else np.where(positive, w, 1.0))
+        )
+    return out if all_positive else np.where(positive, out, 0.0)
 
 
 def unique_dirty_bytes(working_set_bytes: float, dirty_Bps: float, interval_s: float) -> float:

@@ -1,8 +1,9 @@
 import math
 
+import numpy as np
 import pytest
 
-from sim.migration_physics import plan_pre_copy, unique_dirty_bytes
+from sim.migration_physics import plan_pre_copy, unique_dirty_bytes, unique_dirty_bytes_array
 
 
 def closed_form(M, R, D, v_th, n_max, t_res):
@@ -41,3 +42,17 @@ def test_unique_dirty_bytes_saturates_at_working_set():
     assert unique_dirty_bytes(w, 1e6, 1.0) == pytest.approx(1e6, rel=1e-3)
     assert unique_dirty_bytes(w, 1e8, 1e4) == pytest.approx(w, rel=1e-6)
     assert unique_dirty_bytes(w, 0.0, 100.0) == 0.0
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_unique_dirty_bytes_array_matches_the_masked_and_scalar_forms(empty):
+    rng = np.random.default_rng(7)
+    w = rng.uniform(1e8, 4e9, 50)
+    if empty:
+        w[::7] = 0.0  # instances with no writable working set dirty nothing
+    d = rng.uniform(0.0, 2e8, 50)
+    tau = rng.uniform(-10.0, 600.0, 50)
+    got = unique_dirty_bytes_array(w, d, tau)
+    masked = np.where(w > 0, w * -np.expm1(-d * np.maximum(tau, 0.0) / np.where(w > 0, w, 1.0)), 0.0)
+    assert got.tolist() == masked.tolist()  # the unmasked fast path changes no bit
+    assert got == pytest.approx([unique_dirty_bytes(*args) for args in zip(w, d, tau, strict=True)], rel=1e-12)

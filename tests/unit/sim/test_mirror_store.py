@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.mirror_store import SnapshotChains
+from sim.mirror_store import SnapshotChains, _pairwise_sum
 
 
 def _check_invariants(c: SnapshotChains, now: float, appended: list[list[tuple[float, float, bool]]]) -> None:
@@ -121,3 +122,96 @@ def test_a_full_store_refuses_and_says_so():
     assert c.refused.tolist() == [0, 1] and c.refused_bytes == 100.0
     assert c.used[0] == 100.0
     assert np.isneginf(c.latest_time()[1])
+
+
+class _ArrayChains(SnapshotChains):
+    """The array formulation the compiled kernel replaced, kept as the reference it must match bit for bit."""
+
+    def append(self, members, captured_s, sizes, full, full_bytes):
+        members = np.asarray(members, dtype=np.int64)
+        first = full | (self.count[members] == self.start[members])
+        compact = ~first & (self.chain_len[members] + 1 >= self.max_chain)
+        need = np.where(first, sizes, np.where(compact, full_bytes, sizes))
+        accepted = np.zeros(members.size, dtype=np.bool_)
+        stores = self.store_of[members]
+        for s in np.unique(stores).tolist():
+            where = np.flatnonzero(stores == s)
+            accepted[where] = np.cumsum(need[where]) <= self.capacity[s] - self.used[s] + 1e-6
+        m, need, first, compact = members[accepted], need[accepted], first[accepted], compact[accepted]
+        self.refused[members[~accepted]] += 1
+        self.refused_bytes += float(sizes[~accepted].sum())
+        if m.size:
+            pos = self.count[m] % self.ring
+            self.time[m, pos] = captured_s
+            self.nbytes[m, pos] = need
+            is_base = first | compact
+            prev_base = self.base_of[m, (self.count[m] - 1) % self.ring]
+            self.base_of[m, pos] = np.where(is_base, self.count[m], prev_base)
+            self.chain_len[m] = np.where(is_base, 0, self.chain_len[m] + 1)
+            self.count[m] += 1
+            np.add.at(self.held, m, need)
+            np.add.at(self.used, self.store_of[m], need)
+            np.maximum(self.peak_used, self.used, out=self.peak_used)
+            self._retain(m, captured_s)
+        return accepted
+
+    def _retain(self, members, now):
+        count, start = self.count[members], self.start[members]
+        span = np.arange(self.ring)
+        absolute = start[:, None] + span[None, :]
+        valid = absolute < count[:, None]
+        pos = absolute % self.ring
+        times = np.where(valid, self.time[members[:, None], pos], np.nan)
+        young = valid & (times >= now - self.max_age_s)
+        first_young = np.where(young.any(axis=1), start + np.argmax(young, axis=1), count - 1)
+        oldest_kept = np.minimum(np.maximum(count - self.retention_count, first_young), count - 1)
+        new_start = self.base_of[members, oldest_kept % self.ring]
+        drop = valid & (absolute < new_start[:, None])
+        freed = (self.nbytes[members[:, None], pos] * drop).sum(axis=1)
+        self.held[members] -= freed
+        np.subtract.at(self.used, self.store_of[members], freed)
+        self.start[members] = np.maximum(start, new_start)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 12),
+    retention=st.sampled_from([1, 3, 12, 130]),
+    max_chain=st.sampled_from([1, 4, 8]),
+    max_age=st.floats(50.0, 5000.0),
+    capacity=st.floats(100.0, 1e5),
+    seed=st.integers(0, 2**31),
+    steps=st.integers(1, 250),
+)
+def test_compiled_append_matches_the_array_formulation_bit_for_bit(
+    n, retention, max_chain, max_age, capacity, seed, steps
+):
+    # Rings of 5 to 139 entries cover numpy's plain, 8-way and halving summation orders.
+    rng = np.random.default_rng(seed)
+    store_of = rng.integers(0, 3, n)
+    kwargs = {"retention_count": retention, "retention_max_age_s": max_age, "max_chain_length": max_chain}
+    fast = SnapshotChains(n, store_of, np.full(3, capacity), **kwargs)
+    ref = _ArrayChains(n, store_of, np.full(3, capacity), **kwargs)
+    full_bytes = rng.uniform(10.0, 400.0, n)
+    now = 0.0
+    for _ in range(steps):
+        now += float(rng.uniform(1.0, 300.0))
+        members = np.flatnonzero(rng.random(n) < 0.6)
+        rng.shuffle(members)
+        full = rng.random(members.size) < 0.05
+        sizes = np.where(full, full_bytes[members], rng.uniform(0.0, 1.0, members.size) * rng.uniform(1.0, 1e4))
+        a = fast.append(members, now, sizes, full, full_bytes[members])
+        b = ref.append(members, now, sizes, full, full_bytes[members])
+        assert a.tolist() == b.tolist()
+    for name in ("time", "nbytes", "base_of", "count", "start", "chain_len", "held", "used", "peak_used", "refused"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=name)
+    assert fast.refused_bytes == ref.refused_bytes
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 15, 16, 21, 127, 128, 129, 300, 1000, 5003])
+def test_pairwise_sum_adds_in_numpys_order(n):
+    rng = np.random.default_rng(n)
+    a = rng.random(n) * 10.0 ** rng.integers(0, 15, n)
+    assert _pairwise_sum(a, 0, n) == a.sum()
+    rows = a[: n - n % 3].reshape(-1, 3)
+    assert [_pairwise_sum(r, 0, 3) for r in rows] == rows.sum(axis=1).tolist()
