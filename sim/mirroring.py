@@ -6,7 +6,9 @@ unique memory dirtied since the previous capture, ``W * (1 - exp(-d * tau / W))`
 writable working set and ``d`` a dirty rate proportional to the instance's CPU load, divided by the
 compression and deduplication ratios. All snapshots due at the same instant travel as one weighted
 transfer per (source IVN, store IVN) pair, sharing the inter-IVN link and the store's ingest with
-migrations. A snapshot exists for restore only once its last byte has reached the store.
+migrations. A snapshot exists for restore only once its last byte has reached the store, and an
+agent sends one snapshot at a time: a capture due while its previous upload is still in flight is
+skipped (a base image of a large fleet can take longer than one interval to reach the store).
 
 What each store holds — retention by count and age, chain compaction, capacity — is
 :class:`sim.mirror_store.SnapshotChains`. A delta is only accepted on top of the snapshot it was
@@ -49,6 +51,11 @@ class SimMirroring:
             max_chain_length=settings.max_chain_length,
         )
         self.snapshots_taken = np.zeros(n, dtype=np.int64)
+        # One upload at a time per agent: a capture falling due while the previous snapshot is still
+        # on its way is skipped (the next delta then covers the longer interval), as a periodic
+        # backup job does when its previous run has not finished.
+        self.uploading = np.zeros(n, dtype=np.bool_)
+        self.snapshots_skipped_uploading = np.zeros(n, dtype=np.int64)
         self.bytes_sent = 0.0
         self.reduction = settings.compression_ratio * settings.dedup_ratio
         self.working_set = dc.state_bytes * settings.writable_working_set_fraction
@@ -129,8 +136,13 @@ class SimMirroring:
         dc = self.dc
         self.next_due_s[due] = now + self.interval_s[due]
         due = due[dc.host_of[due] >= 0]
+        busy = self.uploading[due]
+        if busy.any():
+            self.snapshots_skipped_uploading[due[busy]] += 1
+            due = due[~busy]
         if due.size == 0:
             return
+        self.uploading[due] = True
         parents = self.last_capture_s[due]  # the snapshot each delta was computed against (a copy)
         first = ~np.isfinite(parents)
         tau = np.where(first, 0.0, now - parents)
@@ -163,6 +175,7 @@ class SimMirroring:
         A delta is accepted only on top of the snapshot it was computed against; one whose parent
         the store does not hold (refused earlier) is refused too.
         """
+        self.uploading[members] = False
         # Usually every snapshot of the batch is newer than the store's and chained to it; the
         # filters below are then skipped, which is most of this method's cost per arrival.
         newer = captured > self.latest_s[members]

@@ -124,6 +124,7 @@ def _add_mirror_figures(result: RunResult, scenario: Scenario, mirroring: SimMir
             "rma_enabled": bool(enabled),
             "mirror_peak_stored_bytes": float(mirroring.chains.peak_used.sum()),
             "mirror_snapshots_refused": int(mirroring.chains.refused.sum()),
+            "mirror_snapshots_skipped_uploading": int(mirroring.snapshots_skipped_uploading.sum()),
             "mirror_bandwidth_bps": 8.0 * mirroring.bytes_sent / scenario.duration_s,
             # mean over the run of the bytes written since each instance's last stored snapshot
             "data_at_risk_mean_bytes": float(at_risk.mean()) / n if enabled else float("nan"),

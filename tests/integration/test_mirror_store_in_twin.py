@@ -48,3 +48,17 @@ def test_with_room_every_instance_has_a_restore_point_within_one_interval():
     assert m.chains.refused.sum() == 0
     risk = m.data_at_risk_bytes(2 * 3600.0)
     assert np.all(risk >= 0) and np.all(risk <= m.working_set + 1e-6)
+
+
+def test_an_agent_sends_one_snapshot_at_a_time_so_a_slow_base_is_not_resent():
+    # A store that ingests 100 Mb/s: the ~20 GB of bases take ~30 min, six snapshot intervals.
+    # Captures falling due meanwhile are skipped; once a base lands the next delta builds on it, so
+    # nothing is refused and no base is sent twice.
+    world = _world({"topology.ivns.1.mirror_store_restore_bps": 1e8})
+    world.env.run(until=3 * 3600.0)
+    m = world.mirroring
+    assert m.snapshots_skipped_uploading.sum() > 0
+    assert m.chains.refused.sum() == 0
+    assert np.all(np.isfinite(m.latest_s))
+    base_bytes = float((world.dc.state_bytes / m.reduction).sum())
+    assert m.bytes_sent < 2 * base_bytes  # the bases once, plus deltas far smaller than a base

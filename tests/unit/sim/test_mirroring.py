@@ -64,6 +64,7 @@ def _agent(capacity: float) -> SimpleNamespace:
         latest_s=np.full(4, -np.inf),
         last_capture_s=np.full(4, -np.inf),
         snapshots_taken=np.zeros(4, dtype=np.int64),
+        uploading=np.zeros(4, dtype=bool),
         dc=SimpleNamespace(state_bytes=np.full(4, 100.0)),
         reduction=1.0,
         chains=chains,
