@@ -221,6 +221,7 @@ class FailureRiskModel:
         selection: Out-of-fold PR-AUC of every candidate tried (empty for a hand-built model).
         logit_shift: Subtracted from the estimator's logit to undo the class weighting
             (``log(n_healthy / n_failed)`` of the training data).
+        provenance: What the model was trained on (data, seed), saved with it; the caller fills it in.
     """
 
     def __init__(
@@ -231,7 +232,9 @@ class FailureRiskModel:
         candidate: Candidate,
         selection: dict[str, float] | None = None,
         logit_shift: float = 0.0,
+        provenance: dict[str, Any] | None = None,
     ) -> None:
+        self.provenance = dict(provenance or {})
         self.estimator = estimator
         self.logit_shift = float(logit_shift)
         self.features = tuple(features)
@@ -320,6 +323,7 @@ class FailureRiskModel:
             "logit_shift": self.logit_shift,
             "candidate": {"name": self.candidate.name, "kind": self.candidate.kind, "params": self.candidate.params},
             "selection": self.selection,
+            "provenance": self.provenance,
             "estimator": self.estimator,
         }
         joblib.dump(payload, path)
@@ -372,6 +376,7 @@ class FailureRiskModel:
             Candidate(c["name"], c["kind"], dict(c["params"])),
             payload.get("selection"),
             payload.get("logit_shift", 0.0),
+            payload.get("provenance"),
         )
 
 
@@ -505,32 +510,12 @@ def run_evaluation(
         snapshot date; see :data:`DEFAULT_FEATURES`).
     """
     say = progress or (lambda _line: None)
-    drive = (last_day["drive_model"] + "/" + last_day["serial_number"]).to_numpy()
-    y = last_day["failure"].to_numpy()
-    test = split_by_drive(drive, y, last_day["drive_model"].to_numpy(), rng, test_share)
+    test = held_out_mask(last_day, rng, test_share)
     train = ~test
+    y = last_day["failure"].to_numpy()
     say(f"training on {int(train.sum())} drives ({int(y[train].sum())} failed)")
     model = FailureRiskModel.fit(last_day.loc[train], y[train], rng=rng, features=features)
-    p_test = model.predict_proba(last_day.loc[test])
-    rows = [held_out_metrics("held-out drives, all models", y[test], p_test, model.threshold)]
-    models_test = last_day.loc[test, "drive_model"].to_numpy()
-    for name in sorted(set(models_test)):
-        mask = models_test == name
-        rows.append(held_out_metrics(f"held-out drives, {name}", y[test][mask], p_test[mask], model.threshold))
-    if ten_day is not None:
-        ten_drive = (ten_day["drive_model"] + "/" + ten_day["serial_number"]).to_numpy()
-        scored = np.isin(ten_drive, drive[test])
-        if scored.any():
-            p_ten = model.predict_proba(ten_day.loc[scored])
-            rows.append(
-                held_out_metrics(
-                    "10-day rows of held-out drives (TOSHIBA)",
-                    ten_day["failure"].to_numpy()[scored],
-                    p_ten,
-                    model.threshold,
-                    drives=ten_drive[scored],
-                )
-            )
+    rows = score_held_out(model, last_day, ten_day, test)
     all_models = last_day["drive_model"].to_numpy()
     for name in sorted(set(all_models)):
         say(f"transfer: training without {name}")
@@ -557,6 +542,40 @@ def run_evaluation(
     )
 
 
+def held_out_mask(last_day: pd.DataFrame, rng: np.random.Generator, test_share: float = 0.3) -> npt.NDArray[np.bool_]:
+    """The test rows of :func:`run_evaluation`'s split; the first draws from ``rng``, so a seed fixes it."""
+    drive = (last_day["drive_model"] + "/" + last_day["serial_number"]).to_numpy()
+    return split_by_drive(drive, last_day["failure"].to_numpy(), last_day["drive_model"].to_numpy(), rng, test_share)
+
+
+def score_held_out(
+    model: FailureRiskModel, last_day: pd.DataFrame, ten_day: pd.DataFrame | None, test: npt.NDArray[np.bool_]
+) -> list[HeldOutMetrics]:
+    """Metrics of ``model`` on the ``test`` drives: all, per drive model, and their 10-day rows if given."""
+    drive = (last_day["drive_model"] + "/" + last_day["serial_number"]).to_numpy()
+    y = last_day["failure"].to_numpy()[test]
+    p_test = model.predict_proba(last_day.loc[test])
+    rows = [held_out_metrics("held-out drives, all models", y, p_test, model.threshold)]
+    models_test = last_day.loc[test, "drive_model"].to_numpy()
+    for name in sorted(set(models_test)):
+        mask = models_test == name
+        rows.append(held_out_metrics(f"held-out drives, {name}", y[mask], p_test[mask], model.threshold))
+    if ten_day is not None:
+        ten_drive = (ten_day["drive_model"] + "/" + ten_day["serial_number"]).to_numpy()
+        scored = np.isin(ten_drive, drive[test])
+        if scored.any():
+            rows.append(
+                held_out_metrics(
+                    "10-day rows of held-out drives (TOSHIBA)",
+                    ten_day["failure"].to_numpy()[scored],
+                    model.predict_proba(ten_day.loc[scored]),
+                    model.threshold,
+                    drives=ten_drive[scored],
+                )
+            )
+    return rows
+
+
 def metrics_markdown(rows: Sequence[HeldOutMetrics]) -> str:
     """The evaluation rows as a markdown table (NaN shown as ``n/a``)."""
 
@@ -574,3 +593,25 @@ def metrics_markdown(rows: Sequence[HeldOutMetrics]) -> str:
             f"| {num(r.precision)} | {num(r.recall)} | {num(r.roc_auc)} | {num(r.pr_auc)} | {num(r.no_skill_pr_auc)} |"
         )
     return "\n".join(lines)
+
+
+def metrics_frame(rows: Sequence[HeldOutMetrics]) -> pd.DataFrame:
+    """The evaluation rows as a frame (one row per evaluation set, base rate and no-skill PR-AUC included)."""
+    return pd.DataFrame(
+        [
+            {
+                "evaluation_set": r.name,
+                "rows": r.rows,
+                "drives": r.drives,
+                "failed_rows": r.positives,
+                "base_rate": r.base_rate,
+                "threshold": r.threshold,
+                "precision": r.precision,
+                "recall": r.recall,
+                "roc_auc": r.roc_auc,
+                "pr_auc": r.pr_auc,
+                "no_skill_pr_auc": r.no_skill_pr_auc,
+            }
+            for r in rows
+        ]
+    )
