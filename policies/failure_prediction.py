@@ -170,7 +170,7 @@ def feature_matrix(readings: pd.DataFrame | npt.ArrayLike, features: Sequence[st
     if bad_rows.any():
         row, col = (int(i[0]) for i in np.nonzero(bad_rows))
         raise FailureModelError(
-            f"health reading {features[col]!r} of row {row} is {matrix[row, col]!r}; expected a finite number >= 0"
+            f"health reading {features[col]!r} of row {row} is {float(matrix[row, col])}; expected a finite number >= 0"
         )
     return matrix
 
