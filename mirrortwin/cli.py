@@ -280,8 +280,9 @@ FAILURE_MODEL_FILE = "failure-model.joblib"
 def cmd_failure_model(args: argparse.Namespace, settings: Settings) -> int:
     """``mirrortwin failure-model``: the failure classifier's held-out metrics on the Backblaze SMART data.
 
-    With ``--train`` it trains (seeded), evaluates on held-out drives, across drive models and with the
-    date-confounded features, and writes the model, ``metrics.md`` and ``metrics.csv``; without, it
+    With ``--train`` (or when no model is saved yet) it trains (seeded), evaluates on held-out
+    drives, across drive models and with the date-confounded features, and writes the model,
+    ``metrics.md`` and ``metrics.csv``; without, it
     prints the saved model's scores on the same held-out drives (the split depends only on the seed).
     """
     import numpy as np
@@ -300,10 +301,12 @@ def cmd_failure_model(args: argparse.Namespace, settings: Settings) -> int:
 
     out = args.out or settings.results_dir / "failure-model"
     artefact = out / FAILURE_MODEL_FILE
-    if not args.train and not artefact.is_file():
-        raise UsageError(f"no saved model at {artefact}; run `mirrortwin failure-model --train` first")
+    first_model = not args.train and not artefact.is_file()
     last_day = load_backblaze(settings.trace_roots, window="last_day")
     ten_day = load_backblaze(settings.trace_roots, window="last_10_day")
+    if first_model:
+        print(f"no saved model at {artefact}: training one (seed {args.seed})", file=sys.stderr)
+        args.train = True
     rng = np.random.default_rng(args.seed)
     try:
         if args.train:
