@@ -8,7 +8,8 @@ compression and deduplication ratios. All snapshots due at the same instant trav
 transfer per (source IVN, store IVN) pair, sharing the inter-IVN link and the store's ingest with
 migrations. A snapshot exists for restore only once its last byte has reached the store, and an
 agent sends one snapshot at a time: a capture due while its previous upload is still in flight is
-skipped (a base image of a large fleet can take longer than one interval to reach the store).
+skipped (a base image of a large fleet can take longer than one interval to reach the store); an
+agent whose snapshot a full store refused backs off exponentially before it tries again.
 
 What each store holds — retention by count and age, chain compaction, capacity — is
 :class:`sim.mirror_store.SnapshotChains`. A delta is only accepted on top of the snapshot it was
@@ -26,6 +27,9 @@ from scenarios.spec import MB, RmaSettings
 from sim.datacenter import Datacenter
 from sim.migration_physics import unique_dirty_bytes, unique_dirty_bytes_array
 from sim.mirror_store import SnapshotChains
+
+#: After ``r`` refusals in a row an agent waits ``interval x 2**min(r, cap)`` before its next capture.
+REFUSAL_BACKOFF_MAX_DOUBLINGS = 5
 
 
 class SimMirroring:
@@ -56,6 +60,7 @@ class SimMirroring:
         # backup job does when its previous run has not finished.
         self.uploading = np.zeros(n, dtype=np.bool_)
         self.snapshots_skipped_uploading = np.zeros(n, dtype=np.int64)
+        self.refusal_streak = np.zeros(n, dtype=np.int64)  # snapshots refused in a row, per agent
         self.bytes_sent = 0.0
         self.reduction = settings.compression_ratio * settings.dedup_ratio
         self.working_set = dc.state_bytes * settings.writable_working_set_fraction
@@ -193,13 +198,20 @@ class SimMirroring:
         if accepted.all():
             self.latest_s[members] = captured
             self.snapshots_taken[members] += 1
+            self.refusal_streak[members] = 0
             return
         stored = members[accepted]
         self.latest_s[stored] = captured
         self.snapshots_taken[stored] += 1
-        # The agent's next delta must build on what the store really holds.
+        self.refusal_streak[stored] = 0
+        # The agent's next delta must build on what the store really holds, and it backs off: a store
+        # that refused is full, and re-sending every interval would flood the link with images that
+        # are refused again. The wait doubles with each refusal in a row, up to a cap.
         lost = members[~accepted]
         self.last_capture_s[lost] = self.latest_s[lost]
+        self.refusal_streak[lost] += 1
+        backoff = self.interval_s[lost] * np.exp2(np.minimum(self.refusal_streak[lost], REFUSAL_BACKOFF_MAX_DOUBLINGS))
+        self.next_due_s[lost] = np.maximum(self.next_due_s[lost], self.env.now + backoff)
 
     def _run(self):  # type: ignore[no-untyped-def]
         env = self.env

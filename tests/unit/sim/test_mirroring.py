@@ -65,6 +65,10 @@ def _agent(capacity: float) -> SimpleNamespace:
         last_capture_s=np.full(4, -np.inf),
         snapshots_taken=np.zeros(4, dtype=np.int64),
         uploading=np.zeros(4, dtype=bool),
+        refusal_streak=np.zeros(4, dtype=np.int64),
+        interval_s=np.full(4, 300.0),
+        next_due_s=np.full(4, 320.0),
+        env=SimpleNamespace(now=20.0),
         dc=SimpleNamespace(state_bytes=np.full(4, 100.0)),
         reduction=1.0,
         chains=chains,
@@ -100,5 +104,7 @@ def test_stale_unchained_and_refused_arrivals_are_not_stored():
     assert agent.snapshots_taken.tolist() == [2, 1, 1, 0]
     assert agent.chains.refused.tolist() == [0, 1, 0, 1]
     assert agent.chains.stored_bytes() == 305.0
-    # the agents of refused snapshots re-base on what the store holds
+    # the agents of refused snapshots re-base on what the store holds, and back off (2 x the interval)
     assert agent.last_capture_s.tolist() == [20.0, 10.0, 20.0, -np.inf]
+    assert agent.refusal_streak.tolist() == [0, 1, 0, 1]
+    assert agent.next_due_s.tolist() == [320.0, 620.0, 320.0, 620.0]
