@@ -8,15 +8,24 @@ any of its links. This is the classic processor-sharing approximation of TCP fai
 to recompute on every change, and exact for the single-link case that the closed-form migration
 models assume.
 
-Active transfers are kept as columns (links, weight, remaining bytes), so a consolidation round that
-starts thousands of migrations at once costs a few numpy operations per event, not a Python loop
-over every transfer.
+Active transfers are kept as columns (links, weight, remaining bytes, rate, tag) in preallocated
+arrays whose capacity doubles, one slot per transfer in start order. The network's one SimPy process
+wakes at the next completion or at a change, and each wake-up is a single compiled kernel
+(:func:`_tick_kernel`): move every transfer forward, credit the bytes per tag, retire the finished ones,
+recompute the fair shares if the set changed, and find the next completion. A consolidation round
+that starts thousands of migrations at once, or a long run with tens of thousands of wake-ups, thus
+pays one kernel call per event, not a dozen numpy calls or a Python loop over every transfer.
+
+Finished and cancelled slots are only marked dead (they cross no link, so they take no share) and are
+squeezed out, keeping start order, once they outnumber the live ones. Keeping start order keeps the
+floating-point sums of the shares in the same order, so results do not depend on when slots are
+compacted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -25,23 +34,38 @@ import simpy
 #: Bytes below which a transfer is considered complete (guards float rounding).
 _DONE_EPS_BYTES = 1e-3
 
+#: Most links one transfer may cross (source NIC, inter-IVN link, store or destination NIC, ...).
+MAX_LINKS = 4
+
+#: Dead slots tolerated before compaction (compaction also waits until they outnumber live slots).
+_COMPACT_MIN_DEAD = 64
+
 
 @numba.njit(cache=True)  # type: ignore[misc]
 def _fair_shares(links: np.ndarray, weight: np.ndarray, capacity_Bps: np.ndarray) -> np.ndarray:
     """Each transfer's rate under weighted fair sharing: its smallest share over the links it crosses.
 
     On a link, a transfer gets ``capacity * w / sum of weights`` (``inf`` when it crosses no link).
-    Compiled because a burst of thousands of concurrent migrations recomputes this at every start and
-    finish; the arithmetic is the same as the vectorised form it replaces, summed in transfer order.
+    The reference form of what :func:`_shares_into` computes in place; kept for tests and callers
+    that hold their own columns.
     """
-    n, width = links.shape
-    per_link = np.zeros(capacity_Bps.shape[0])
+    rates = np.empty(links.shape[0])
+    _shares_into(links.shape[0], links, weight, capacity_Bps, np.zeros(capacity_Bps.shape[0]), rates)
+    return rates
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _shares_into(
+    n: int, links: np.ndarray, weight: np.ndarray, capacity_Bps: np.ndarray, per_link: np.ndarray, rates: np.ndarray
+) -> None:
+    """Fair shares of slots ``[0, n)`` into ``rates``; link weight totals are summed in slot order."""
+    width = links.shape[1]
+    per_link[:] = 0.0
     for i in range(n):
         for j in range(width):
             link = links[i, j]
             if link >= 0:
                 per_link[link] += weight[i]
-    out = np.empty(n)
     for i in range(n):
         best = np.inf
         for j in range(width):
@@ -50,12 +74,122 @@ def _fair_shares(links: np.ndarray, weight: np.ndarray, capacity_Bps: np.ndarray
                 share = capacity_Bps[link] * weight[i] / per_link[link]
                 if share < best:
                     best = share
-        out[i] = best
-    return out
+        rates[i] = best
 
 
-#: Most links one transfer may cross (source NIC, inter-IVN link, store or destination NIC, ...).
-MAX_LINKS = 4
+@numba.njit(cache=True)  # type: ignore[misc]
+def _move(n: int, remaining: np.ndarray, rates: np.ndarray, tag: np.ndarray, dt: float, per_tag: np.ndarray) -> None:
+    """Move slots ``[0, n)`` forward by ``dt`` seconds at ``rates``; bytes moved are summed per tag.
+
+    Dead slots have nothing left, so they move nothing. ``per_tag`` is summed in slot order, as a
+    ``np.bincount`` would.
+    """
+    for i in range(n):
+        left = remaining[i]
+        if left > 0.0:
+            moved = rates[i] * dt
+            if left < moved:
+                moved = left
+            remaining[i] = left - moved
+            per_tag[tag[i]] += moved
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _credit_per_tag(per_tag: np.ndarray, delivered: np.ndarray, credited: np.ndarray) -> None:
+    """Add each tag's moved bytes to its delivered total (a tag that moved nothing is left untouched)."""
+    for k in range(per_tag.shape[0]):
+        if per_tag[k] != 0.0:
+            delivered[k] += per_tag[k]
+            credited[k] = True
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _advance_kernel(
+    n: int,
+    links: np.ndarray,
+    weight: np.ndarray,
+    remaining: np.ndarray,
+    tag: np.ndarray,
+    rates: np.ndarray,
+    capacity_Bps: np.ndarray,
+    per_link: np.ndarray,
+    delivered: np.ndarray,
+    credited: np.ndarray,
+    dt: float,
+    rates_ok: bool,
+) -> None:
+    """Move every slot forward by ``dt`` at its current fair share (recomputed first if stale)."""
+    if not rates_ok:
+        _shares_into(n, links, weight, capacity_Bps, per_link, rates)
+    per_tag = np.zeros(delivered.shape[0])
+    _move(n, remaining, rates, tag, dt, per_tag)
+    _credit_per_tag(per_tag, delivered, credited)
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _tick_kernel(
+    n: int,
+    links: np.ndarray,
+    weight: np.ndarray,
+    remaining: np.ndarray,
+    tag: np.ndarray,
+    dead: np.ndarray,
+    rates: np.ndarray,
+    capacity_Bps: np.ndarray,
+    per_link: np.ndarray,
+    delivered: np.ndarray,
+    credited: np.ndarray,
+    dt: float,
+    time_eps: float,
+    rates_ok: bool,
+    detect: bool,
+    done_idx: np.ndarray,
+    done_rate: np.ndarray,
+) -> tuple[int, float]:
+    """One wake-up of the network: advance, retire what finished, re-share, and find the next completion.
+
+    With ``detect``: moves slots ``[0, n)`` forward by ``dt`` (when positive), then retires every live
+    slot with (almost) nothing left, crediting its last bytes; their indices and last rates go to
+    ``done_idx``/``done_rate``. A slot is done when what is left is below ``_DONE_EPS_BYTES`` (scaled
+    by weight) or would take less than ``time_eps`` seconds, the clock's resolution at this instant.
+    Rates are recomputed if they were stale on entry (before anything else, so the move and the test
+    use the shares of the current set) or if something finished. Without ``detect`` only the rates
+    are refreshed. Returns the number of slots retired and the time until the next live slot ends
+    (``inf`` if none is live).
+    """
+    if not rates_ok:
+        _shares_into(n, links, weight, capacity_Bps, per_link, rates)
+    n_done = 0
+    if detect:
+        per_tag = np.zeros(delivered.shape[0])
+        if dt > 0.0:
+            _move(n, remaining, rates, tag, dt, per_tag)
+        _credit_per_tag(per_tag, delivered, credited)
+        width = links.shape[1]
+        for i in range(n):
+            if dead[i]:
+                continue
+            left = remaining[i]
+            if left <= _DONE_EPS_BYTES * max(1.0, weight[i]) or left <= rates[i] * time_eps:
+                done_idx[n_done] = i
+                done_rate[n_done] = rates[i]
+                n_done += 1
+                delivered[tag[i]] += left
+                credited[tag[i]] = True
+                dead[i] = True
+                for j in range(width):
+                    links[i, j] = -1
+                remaining[i] = 0.0
+                rates[i] = np.inf
+        if n_done:
+            _shares_into(n, links, weight, capacity_Bps, per_link, rates)
+    wait = np.inf
+    for i in range(n):
+        if not dead[i]:
+            left = remaining[i] / rates[i]
+            if left < wait:
+                wait = left
+    return n_done, wait
 
 
 @dataclass
@@ -70,8 +204,9 @@ class Transfer:
         done: Event triggered (with the transfer itself) when the last byte arrives.
         tag: Label for accounting ("migration", "snapshot").
         finished_s: When the last byte arrived (NaN while in flight).
-        rate_bps: The rate it had when it last changed (bits/s); a finished transfer keeps its last.
-        remaining_bytes: Bytes left, refreshed whenever the network advances.
+        rate_bps: The rate it had when it finished (bits/s).
+        remaining_bytes: Bytes left: its size while in flight, 0 once finished, what it had not sent
+            when cancelled (the network's columns hold the live figure).
     """
 
     links: tuple[int, ...]
@@ -83,6 +218,8 @@ class Transfer:
     finished_s: float = float("nan")
     rate_bps: float = 0.0
     remaining_bytes: float = 0.0
+    #: Its slot in the network's columns while in flight (-1 before it joins them and once retired).
+    slot: int = field(default=-1, repr=False, compare=False)
 
 
 class SharedNetwork:
@@ -92,29 +229,42 @@ class SharedNetwork:
         self.env = env
         self.capacity_Bps = np.asarray(capacities_bps, dtype=np.float64) / 8.0
         self.names = tuple(names)
-        self.bytes_delivered: dict[str, float] = {}
         #: Bytes every started transfer set out to send, per tag: started = delivered + lost + in flight.
         self.bytes_started: dict[str, float] = {}
         #: Bytes of cancelled transfers that never arrived, per tag (delivered + lost = sent).
         self.bytes_lost: dict[str, float] = {}
         self._tags: list[str] = []
-        self._transfers: np.ndarray = np.empty(0, dtype=object)
+        self._tag_index: dict[str, int] = {}
+        # Per tag: bytes delivered so far, and whether anything was ever credited (only those show).
+        self._delivered = np.zeros(0)
+        self._credited = np.zeros(0, dtype=np.bool_)
+        self._n = 0  # slots in use, live or dead, in start order
+        self._n_alive = 0
+        self._objs: list[Transfer | None] = []  # the transfer in each used slot (None once retired)
         self._links = np.zeros((0, MAX_LINKS), dtype=np.int64)
         self._weight = np.zeros(0)
         self._remaining = np.zeros(0)
+        self._rates = np.zeros(0)
         self._tag = np.zeros(0, dtype=np.int64)
-        self._dead = np.zeros(0, dtype=bool)  # finished or cancelled, waiting for the next compaction
-        self._new: list[Transfer] = []  # started since the arrays were last extended
-        self._rates: np.ndarray | None = None
+        self._dead = np.zeros(0, dtype=np.bool_)
+        self._grow(16)
+        self._per_link = np.zeros(len(self.capacity_Bps))  # scratch for the kernels
+        self._rates_ok = True  # whether _rates[:n] are the fair shares of the current set
+        self._new: list[Transfer] = []  # started since the columns were last extended
         self._last_s = env.now
         self._changed = env.event()
         env.process(self._run())
 
     @property
+    def bytes_delivered(self) -> dict[str, float]:
+        """Bytes that arrived, per tag (moved up to the network's last advance)."""
+        return {tag: float(self._delivered[k]) for k, tag in enumerate(self._tags) if self._credited[k]}
+
+    @property
     def active(self) -> list[Transfer]:
         """Transfers in flight, oldest first."""
         self._extend()
-        return [t for t, dead in zip(self._transfers.tolist(), self._dead.tolist(), strict=True) if not dead]
+        return [t for t in self._objs if t is not None]
 
     def link_index(self, name: str) -> int:
         """Index of the link called ``name``."""
@@ -133,78 +283,118 @@ class SharedNetwork:
             remaining_bytes=float(size_bytes),
         )
         self.bytes_started[tag] = self.bytes_started.get(tag, 0.0) + t.size_bytes
+        k = self._tag_index.get(tag)
+        if k is None:
+            k = self._add_tag(tag)
         if t.size_bytes <= _DONE_EPS_BYTES or not t.links:
-            self._credit(tag, t.size_bytes)
+            self._delivered[k] += t.size_bytes
+            self._credited[k] = True
             self._finish(t)
             return t
         if len(t.links) > MAX_LINKS:
             raise ValueError(f"a transfer may cross at most {MAX_LINKS} links, got {len(t.links)}")
-        if tag not in self._tags:
-            self._tags.append(tag)
-        # Appended to the arrays in one go when they are next read: a consolidation round starts
-        # thousands of transfers at one instant, and growing the arrays one by one is quadratic.
+        # Copied into the columns in one go when they are next read: a consolidation round starts
+        # thousands of transfers at one instant.
         self._new.append(t)
-        self._rates = None
+        self._rates_ok = False
         self._poke()
         return t
 
+    def _add_tag(self, tag: str) -> int:
+        k = len(self._tags)
+        self._tags.append(tag)
+        self._tag_index[tag] = k
+        self._delivered = np.append(self._delivered, 0.0)
+        self._credited = np.append(self._credited, False)
+        return k
+
+    def _grow(self, capacity: int) -> None:
+        """Reallocate the columns to hold ``capacity`` slots, keeping the used ones."""
+        n = self._n
+
+        def grown(old: np.ndarray, fill: float | int | bool) -> np.ndarray:
+            new = np.full((capacity, *old.shape[1:]), fill, dtype=old.dtype)
+            new[:n] = old[:n]
+            return new
+
+        self._links = grown(self._links, -1)
+        self._weight = grown(self._weight, 0.0)
+        self._remaining = grown(self._remaining, 0.0)
+        self._rates = grown(self._rates, np.inf)
+        self._tag = grown(self._tag, 0)
+        self._dead = grown(self._dead, True)
+        self._done_idx = np.zeros(capacity, dtype=np.int64)
+        self._done_rate = np.zeros(capacity)
+
     def _extend(self) -> None:
-        """Move the transfers started since the last read into the arrays, in start order."""
+        """Move the transfers started since the last read into the columns, in start order."""
         if not self._new:
             return
         new, self._new = self._new, []
-        rows = np.full((len(new), MAX_LINKS), -1, dtype=np.int64)
+        n, k = self._n, len(new)
+        end = n + k
+        if end > len(self._weight):
+            self._grow(max(end, 2 * len(self._weight)))
+        rows = np.full((k, MAX_LINKS), -1, dtype=np.int64)
         for r, t in enumerate(new):
             rows[r, : len(t.links)] = t.links
-        cells = np.empty(len(new), dtype=object)
-        cells[:] = new
-        self._transfers = np.concatenate([self._transfers, cells])
-        self._links = np.concatenate([self._links, rows])
-        self._weight = np.concatenate([self._weight, [t.weight for t in new]])
-        self._remaining = np.concatenate([self._remaining, [t.size_bytes for t in new]])
-        self._tag = np.concatenate([self._tag, np.array([self._tags.index(t.tag) for t in new], dtype=np.int64)])
-        self._dead = np.concatenate([self._dead, np.zeros(len(new), dtype=bool)])
-        self._rates = None
+            t.slot = n + r
+        self._links[n:end] = rows
+        self._weight[n:end] = [t.weight for t in new]
+        self._remaining[n:end] = [t.size_bytes for t in new]
+        self._tag[n:end] = [self._tag_index[t.tag] for t in new]
+        self._dead[n:end] = False
+        self._objs.extend(new)
+        self._n = end
+        self._n_alive += k
+        self._rates_ok = False
 
     def cancel(self, transfer: Transfer) -> None:
         """Stop a transfer; the bytes it already moved stay counted, its event never fires.
 
         The bytes it had not moved yet are counted in :attr:`bytes_lost`, so every byte a transfer
-        set out to send is either delivered or lost (a host failure cuts its transfers).
+        set out to send is either delivered or lost (a host failure cuts its transfers). Cancelling a
+        transfer that already finished or was cancelled does nothing.
         """
         self._advance()
-        for i, t in enumerate(self._transfers.tolist()):
-            if t is transfer and not self._dead[i]:
-                left = float(self._remaining[i])
-                self.bytes_lost[t.tag] = self.bytes_lost.get(t.tag, 0.0) + left
-                t.remaining_bytes = left
-                self._retire(np.array([i]))
-                self._poke()
-                return
+        self._extend()  # a transfer started at this very instant can be cut too
+        i = transfer.slot
+        if i < 0 or self._objs[i] is not transfer:
+            return
+        left = float(self._remaining[i])
+        self.bytes_lost[transfer.tag] = self.bytes_lost.get(transfer.tag, 0.0) + left
+        transfer.remaining_bytes = left
+        self._dead[i] = True
+        self._links[i] = -1
+        self._remaining[i] = 0.0
+        self._rates[i] = np.inf
+        self._objs[i] = None
+        transfer.slot = -1
+        self._n_alive -= 1
+        self._rates_ok = False
+        self._maybe_compact()
+        self._poke()
 
     def rates_Bps(self) -> np.ndarray:
-        """Current rate (bytes/s) of each transfer slot under weighted fair sharing (``inf`` if retired)."""
+        """Current rate (bytes/s) of each used transfer slot under weighted fair sharing (``inf`` if retired).
+
+        Slot ``i`` holds ``active``'s transfers in order, with retired slots in between; the array is
+        the network's own, valid until the next change.
+        """
         self._extend()
-        if self._rates is None:
-            self._rates = self._compute_rates()
-        return self._rates
-
-    def _compute_rates(self) -> np.ndarray:
-        if len(self._transfers) == 0:
-            return np.zeros(0)
-        return _fair_shares(self._links, self._weight, self.capacity_Bps)
-
-    def _credit(self, tag: str, nbytes: float) -> None:
-        self.bytes_delivered[tag] = self.bytes_delivered.get(tag, 0.0) + nbytes
+        n = self._n
+        if not self._rates_ok:
+            _shares_into(n, self._links, self._weight, self.capacity_Bps, self._per_link, self._rates)
+            self._rates_ok = True
+        return self._rates[:n]
 
     def bytes_in_flight(self) -> dict[str, float]:
         """Bytes active transfers still have to send, per tag (after moving them up to now)."""
         self._advance()
-        out: dict[str, float] = {}
-        for k, nbytes in enumerate(np.bincount(self._tag, weights=self._remaining, minlength=len(self._tags)).tolist()):
-            if nbytes:
-                out[self._tags[k]] = nbytes
-        return out
+        self._extend()
+        n = self._n
+        per_tag = np.bincount(self._tag[:n], weights=self._remaining[:n], minlength=len(self._tags))
+        return {self._tags[k]: nbytes for k, nbytes in enumerate(per_tag.tolist()) if nbytes}
 
     def _poke(self) -> None:
         if not self._changed.triggered:
@@ -212,76 +402,111 @@ class SharedNetwork:
 
     def _advance(self) -> None:
         """Move every active transfer forward to ``env.now`` at its current rate."""
-        dt = self.env.now - self._last_s
-        self._last_s = self.env.now
+        now = self.env.now
+        dt = now - self._last_s
+        self._last_s = now
         if dt <= 0:
-            return  # nothing moved; transfers started at this instant join the arrays when read
+            return  # nothing moved; transfers started at this instant join the columns when read
         self._extend()
-        if not len(self._transfers):
+        if not self._n_alive:
             return
-        moved = np.minimum(self._remaining, self.rates_Bps() * dt)
-        self._remaining = self._remaining - moved
-        per_tag = np.bincount(self._tag, weights=moved, minlength=len(self._tags))
-        for k, nbytes in enumerate(per_tag.tolist()):
-            if nbytes:
-                self._credit(self._tags[k], nbytes)
+        _advance_kernel(
+            self._n,
+            self._links,
+            self._weight,
+            self._remaining,
+            self._tag,
+            self._rates,
+            self.capacity_Bps,
+            self._per_link,
+            self._delivered,
+            self._credited,
+            dt,
+            self._rates_ok,
+        )
+        self._rates_ok = True
 
-    def _retire(self, idx: np.ndarray) -> None:
-        """Take finished or cancelled transfers out of the sharing; compact once half the slots are dead.
+    def _maybe_compact(self) -> None:
+        """Squeeze dead slots out, keeping start order, once they outnumber the live ones.
 
-        A retired slot crosses no link (so it takes no share) and has nothing left to send; compacting
-        only when dead slots outnumber live ones keeps a burst of completions linear, not quadratic.
+        Waiting until half the slots are dead keeps a burst of completions linear, not quadratic.
         """
-        self._dead[idx] = True
-        self._links[idx] = -1
-        self._remaining[idx] = 0.0
-        self._transfers[idx] = None
-        self._rates = None
-        dead = int(self._dead.sum())
-        if dead > 64 and dead * 2 > len(self._dead):
-            keep = ~self._dead
-            self._transfers = self._transfers[keep]
-            self._links = self._links[keep]
-            self._weight = self._weight[keep]
-            self._remaining = self._remaining[keep]
-            self._tag = self._tag[keep]
-            self._dead = self._dead[keep]
+        n = self._n
+        dead = n - self._n_alive
+        if dead <= _COMPACT_MIN_DEAD or dead * 2 <= n:
+            return
+        keep = np.flatnonzero(~self._dead[:n])
+        m = len(keep)
+        for col in (self._links, self._weight, self._remaining, self._rates, self._tag):
+            col[:m] = col[keep]
+        self._dead[:m] = False
+        self._dead[m:n] = True
+        self._links[m:n] = -1
+        self._remaining[m:n] = 0.0
+        self._objs = [t for t in self._objs if t is not None]
+        for i, t in enumerate(self._objs):
+            t.slot = i  # type: ignore[union-attr]
+        self._n = m
 
     def _finish(self, t: Transfer) -> None:
         t.remaining_bytes = 0.0
         t.finished_s = self.env.now
         t.done.succeed(t)
 
+    def _tick(self, detect: bool) -> float:
+        """Run the :func:`_tick_kernel` at ``env.now``, fire the finished transfers; returns the next wait."""
+        self._extend()
+        now = self.env.now
+        dt = 0.0
+        if detect:
+            dt = now - self._last_s
+            self._last_s = now
+        # Done when the bytes left would take less time than the clock can resolve at this
+        # instant (at t ~ 1e6 s a float cannot step by less than ~1e-10 s).
+        time_eps = max(1e-9, abs(now) * 1e-12)
+        n_done, wait = _tick_kernel(
+            self._n,
+            self._links,
+            self._weight,
+            self._remaining,
+            self._tag,
+            self._dead,
+            self._rates,
+            self.capacity_Bps,
+            self._per_link,
+            self._delivered,
+            self._credited,
+            dt,
+            time_eps,
+            self._rates_ok,
+            detect,
+            self._done_idx,
+            self._done_rate,
+        )
+        self._rates_ok = True
+        if n_done:
+            objs = self._objs
+            self._n_alive -= n_done
+            for i, rate in zip(self._done_idx[:n_done].tolist(), self._done_rate[:n_done].tolist(), strict=True):
+                t = objs[i]
+                objs[i] = None
+                t.slot = -1  # type: ignore[union-attr]
+                t.rate_bps = rate * 8.0  # type: ignore[union-attr]
+                self._finish(t)  # type: ignore[arg-type]
+            self._maybe_compact()
+        return wait
+
     def _run(self):  # type: ignore[no-untyped-def]
         env = self.env
+        # A wake-up on a change while nothing was in flight only works out the next wait; any other
+        # wake-up first advances to now and retires what finished.
+        detect = False
         while True:
-            self._extend()
-            alive = ~self._dead
-            if not alive.any():
-                self._changed = env.event()
-                yield self._changed
-                continue
-            rates = self.rates_Bps()
-            wait = float(np.min(self._remaining[alive] / rates[alive]))
+            wait = self._tick(detect) if self._n_alive or self._new else np.inf
             self._changed = env.event()
-            yield env.timeout(max(wait, 0.0)) | self._changed
-            self._advance()
-            # Done when the bytes left would take less time than the clock can resolve at this
-            # instant (at t ~ 1e6 s a float cannot step by less than ~1e-10 s).
-            time_eps = max(1e-9, abs(env.now) * 1e-12)
-            rates = self.rates_Bps()
-            done = ~self._dead & (
-                (self._remaining <= _DONE_EPS_BYTES * np.maximum(1.0, self._weight))
-                | (self._remaining <= rates * time_eps)
-            )
-            if not done.any():
-                continue
-            idx = np.flatnonzero(done)
-            finished = self._transfers[idx].tolist()
-            leftovers = self._remaining[idx].tolist()
-            last_rates = rates[idx].tolist()
-            self._retire(idx)
-            for t, left, rate in zip(finished, leftovers, last_rates, strict=True):
-                self._credit(t.tag, left)
-                t.rate_bps = rate * 8.0
-                self._finish(t)
+            if not self._n_alive:
+                yield self._changed
+                detect = False
+            else:
+                yield env.timeout(max(wait, 0.0)) | self._changed
+                detect = True
