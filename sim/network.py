@@ -37,8 +37,11 @@ _DONE_EPS_BYTES = 1e-3
 #: Most links one transfer may cross (source NIC, inter-IVN link, store or destination NIC, ...).
 MAX_LINKS = 4
 
-#: Dead slots tolerated before compaction (compaction also waits until they outnumber live slots).
+#: Dead slots tolerated before compaction (compaction also waits until they are a third of the slots).
 _COMPACT_MIN_DEAD = 64
+
+#: Largest weight kept in running link totals: sums of integers this small are exact in float64.
+_EXACT_MAX_WEIGHT = 2.0**32
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
@@ -78,25 +81,96 @@ def _shares_into(
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
-def _move(n: int, remaining: np.ndarray, rates: np.ndarray, tag: np.ndarray, dt: float, per_tag: np.ndarray) -> None:
-    """Move slots ``[0, n)`` forward by ``dt`` seconds at ``rates``; bytes moved are summed per tag.
-
-    Dead slots have nothing left, so they move nothing. ``per_tag`` is summed in slot order, as a
-    ``np.bincount`` would.
-    """
-    for i in range(n):
-        left = remaining[i]
-        if left > 0.0:
-            moved = rates[i] * dt
-            if left < moved:
-                moved = left
-            remaining[i] = left - moved
-            per_tag[tag[i]] += moved
+def _join(
+    start: int, end: int, links: np.ndarray, weight: np.ndarray, per_link: np.ndarray, touched: np.ndarray
+) -> None:
+    """Add slots ``[start, end)`` to their links' weight totals and mark those links as changed."""
+    for i in range(start, end):
+        for j in range(links.shape[1]):
+            link = links[i, j]
+            if link >= 0:
+                per_link[link] += weight[i]
+                touched[link] = True
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
-def _credit_per_tag(per_tag: np.ndarray, delivered: np.ndarray, credited: np.ndarray) -> None:
-    """Add each tag's moved bytes to its delivered total (a tag that moved nothing is left untouched)."""
+def _leave(i: int, links: np.ndarray, weight: np.ndarray, per_link: np.ndarray, touched: np.ndarray) -> None:
+    """Take slot ``i`` off its links (weight totals down, links marked as changed); it then crosses none."""
+    for j in range(links.shape[1]):
+        link = links[i, j]
+        if link >= 0:
+            per_link[link] -= weight[i]
+            touched[link] = True
+            links[i, j] = -1
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _refresh(
+    n: int,
+    links: np.ndarray,
+    weight: np.ndarray,
+    remaining: np.ndarray,
+    dead: np.ndarray,
+    rates: np.ndarray,
+    capacity_Bps: np.ndarray,
+    per_link: np.ndarray,
+    touched: np.ndarray,
+    exact: bool,
+) -> float:
+    """Bring ``rates`` up to date after transfers joined or left the links marked in ``touched``.
+
+    With ``exact`` (every weight so far a small integer), the running link totals kept by
+    :func:`_join`/:func:`_leave` equal a fresh sum in any order, so only the live slots that cross a
+    changed link get a new share, bit for bit what a full recompute would give them. Otherwise
+    everything is recomputed from scratch, summing in slot order. Returns the time until the next
+    live slot ends at the new rates (``inf`` if none is live), found in the same pass.
+    """
+    if not exact:
+        _shares_into(n, links, weight, capacity_Bps, per_link, rates)
+    width = links.shape[1]
+    wait = np.inf
+    for i in range(n):
+        if dead[i]:
+            continue
+        if exact:
+            # A slot's unused link columns hold -1, which reads touched's spare last entry (never set).
+            hit = False
+            for j in range(width):
+                hit |= touched[links[i, j]]
+            if hit:
+                best = np.inf
+                for j in range(width):
+                    link = links[i, j]
+                    if link >= 0:
+                        share = capacity_Bps[link] * weight[i] / per_link[link]
+                        if share < best:
+                            best = share
+                rates[i] = best
+        left = remaining[i] / rates[i]
+        if left < wait:
+            wait = left
+    touched[:] = False
+    return wait
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _next_wait(n: int, remaining: np.ndarray, dead: np.ndarray, rates: np.ndarray) -> float:
+    """Time until the next live slot ends at its current rate (``inf`` if none is live)."""
+    wait = np.inf
+    for i in range(n):
+        if not dead[i]:
+            left = remaining[i] / rates[i]
+            if left < wait:
+                wait = left
+    return wait
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _credit(per_tag: np.ndarray, delivered: np.ndarray, credited: np.ndarray) -> None:
+    """Credit the bytes moved, per tag; a tag that moved nothing is left untouched.
+
+    (A tag shows in ``bytes_delivered`` only once something was credited to it.)
+    """
     for k in range(per_tag.shape[0]):
         if per_tag[k] != 0.0:
             delivered[k] += per_tag[k]
@@ -110,20 +184,31 @@ def _advance_kernel(
     weight: np.ndarray,
     remaining: np.ndarray,
     tag: np.ndarray,
+    dead: np.ndarray,
     rates: np.ndarray,
     capacity_Bps: np.ndarray,
     per_link: np.ndarray,
+    touched: np.ndarray,
+    exact: bool,
     delivered: np.ndarray,
     credited: np.ndarray,
     dt: float,
     rates_ok: bool,
 ) -> None:
-    """Move every slot forward by ``dt`` at its current fair share (recomputed first if stale)."""
+    """Move every live slot forward by ``dt`` at its current fair share (refreshed first if stale)."""
     if not rates_ok:
-        _shares_into(n, links, weight, capacity_Bps, per_link, rates)
+        _refresh(n, links, weight, remaining, dead, rates, capacity_Bps, per_link, touched, exact)
     per_tag = np.zeros(delivered.shape[0])
-    _move(n, remaining, rates, tag, dt, per_tag)
-    _credit_per_tag(per_tag, delivered, credited)
+    for i in range(n):
+        if dead[i]:
+            continue
+        left = remaining[i]
+        moved = rates[i] * dt
+        if left < moved:
+            moved = left
+        remaining[i] = left - moved
+        per_tag[tag[i]] += moved
+    _credit(per_tag, delivered, credited)
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
@@ -137,6 +222,8 @@ def _tick_kernel(
     rates: np.ndarray,
     capacity_Bps: np.ndarray,
     per_link: np.ndarray,
+    touched: np.ndarray,
+    exact: bool,
     delivered: np.ndarray,
     credited: np.ndarray,
     dt: float,
@@ -145,50 +232,63 @@ def _tick_kernel(
     detect: bool,
     done_idx: np.ndarray,
     done_rate: np.ndarray,
+    done_left: np.ndarray,
 ) -> tuple[int, float]:
     """One wake-up of the network: advance, retire what finished, re-share, and find the next completion.
 
-    With ``detect``: moves slots ``[0, n)`` forward by ``dt`` (when positive), then retires every live
-    slot with (almost) nothing left, crediting its last bytes; their indices and last rates go to
-    ``done_idx``/``done_rate``. A slot is done when what is left is below ``_DONE_EPS_BYTES`` (scaled
-    by weight) or would take less than ``time_eps`` seconds, the clock's resolution at this instant.
-    Rates are recomputed if they were stale on entry (before anything else, so the move and the test
-    use the shares of the current set) or if something finished. Without ``detect`` only the rates
-    are refreshed. Returns the number of slots retired and the time until the next live slot ends
-    (``inf`` if none is live).
+    With ``detect``: moves live slots forward by ``dt`` (when positive), then retires every live slot
+    with (almost) nothing left, crediting its last bytes; their indices, last rates and last bytes go
+    to ``done_idx``/``done_rate``/``done_left``. A slot is done when what is left is below
+    ``_DONE_EPS_BYTES`` (scaled by weight) or would take less than ``time_eps`` seconds, the clock's
+    resolution at this instant. Rates are refreshed if they were stale on entry (before anything
+    else, so the move and the test use the shares of the current set) and again if something
+    finished. Without ``detect`` only the rates are refreshed. One pass over the slots does the move,
+    the test and, when nothing finished, the search for the next completion. Returns the number of
+    slots retired and the time until the next live slot ends (``inf`` if none is live).
     """
     if not rates_ok:
-        _shares_into(n, links, weight, capacity_Bps, per_link, rates)
+        wait = _refresh(n, links, weight, remaining, dead, rates, capacity_Bps, per_link, touched, exact)
+        if not detect:
+            return 0, wait
+    elif not detect:
+        return 0, _next_wait(n, remaining, dead, rates)
     n_done = 0
-    if detect:
-        per_tag = np.zeros(delivered.shape[0])
-        if dt > 0.0:
-            _move(n, remaining, rates, tag, dt, per_tag)
-        _credit_per_tag(per_tag, delivered, credited)
-        width = links.shape[1]
-        for i in range(n):
-            if dead[i]:
-                continue
-            left = remaining[i]
-            if left <= _DONE_EPS_BYTES * max(1.0, weight[i]) or left <= rates[i] * time_eps:
-                done_idx[n_done] = i
-                done_rate[n_done] = rates[i]
-                n_done += 1
-                delivered[tag[i]] += left
-                credited[tag[i]] = True
-                dead[i] = True
-                for j in range(width):
-                    links[i, j] = -1
-                remaining[i] = 0.0
-                rates[i] = np.inf
-        if n_done:
-            _shares_into(n, links, weight, capacity_Bps, per_link, rates)
     wait = np.inf
+    per_tag = np.zeros(delivered.shape[0])
+    move = dt > 0.0
     for i in range(n):
-        if not dead[i]:
-            left = remaining[i] / rates[i]
+        if dead[i]:
+            continue
+        left = remaining[i]
+        rate = rates[i]
+        if move:
+            moved = rate * dt
+            if left < moved:
+                moved = left
+            left = left - moved
+            remaining[i] = left
+            per_tag[tag[i]] += moved
+        if left <= _DONE_EPS_BYTES * max(1.0, weight[i]) or left <= rate * time_eps:
+            done_idx[n_done] = i
+            done_rate[n_done] = rate
+            done_left[n_done] = left
+            n_done += 1
+            dead[i] = True
+            _leave(i, links, weight, per_link, touched)
+            remaining[i] = 0.0
+            rates[i] = np.inf
+        else:
+            left = left / rate
             if left < wait:
                 wait = left
+    # Bytes moved first, then each finished slot's last bytes in slot order (the order of the sums).
+    _credit(per_tag, delivered, credited)
+    for d in range(n_done):
+        k = tag[done_idx[d]]
+        delivered[k] += done_left[d]
+        credited[k] = True
+    if n_done:
+        wait = _refresh(n, links, weight, remaining, dead, rates, capacity_Bps, per_link, touched, exact)
     return n_done, wait
 
 
@@ -248,7 +348,11 @@ class SharedNetwork:
         self._tag = np.zeros(0, dtype=np.int64)
         self._dead = np.zeros(0, dtype=np.bool_)
         self._grow(16)
-        self._per_link = np.zeros(len(self.capacity_Bps))  # scratch for the kernels
+        self._per_link = np.zeros(len(self.capacity_Bps))  # weight total of the live slots on each link
+        # Links changed since the last refresh, plus a spare last entry, never set, that link -1 reads.
+        self._touched = np.zeros(len(self.capacity_Bps) + 1, dtype=np.bool_)
+        # Whether every weight so far was a small integer, so the running link totals are exact sums.
+        self._exact = True
         self._rates_ok = True  # whether _rates[:n] are the fair shares of the current set
         self._new: list[Transfer] = []  # started since the columns were last extended
         self._last_s = env.now
@@ -293,6 +397,8 @@ class SharedNetwork:
             return t
         if len(t.links) > MAX_LINKS:
             raise ValueError(f"a transfer may cross at most {MAX_LINKS} links, got {len(t.links)}")
+        if self._exact and not (t.weight.is_integer() and abs(t.weight) <= _EXACT_MAX_WEIGHT):
+            self._exact = False
         # Copied into the columns in one go when they are next read: a consolidation round starts
         # thousands of transfers at one instant.
         self._new.append(t)
@@ -325,6 +431,7 @@ class SharedNetwork:
         self._dead = grown(self._dead, True)
         self._done_idx = np.zeros(capacity, dtype=np.int64)
         self._done_rate = np.zeros(capacity)
+        self._done_left = np.zeros(capacity)
 
     def _extend(self) -> None:
         """Move the transfers started since the last read into the columns, in start order."""
@@ -344,6 +451,7 @@ class SharedNetwork:
         self._remaining[n:end] = [t.size_bytes for t in new]
         self._tag[n:end] = [self._tag_index[t.tag] for t in new]
         self._dead[n:end] = False
+        _join(n, end, self._links, self._weight, self._per_link, self._touched)
         self._objs.extend(new)
         self._n = end
         self._n_alive += k
@@ -365,7 +473,7 @@ class SharedNetwork:
         self.bytes_lost[transfer.tag] = self.bytes_lost.get(transfer.tag, 0.0) + left
         transfer.remaining_bytes = left
         self._dead[i] = True
-        self._links[i] = -1
+        _leave(i, self._links, self._weight, self._per_link, self._touched)
         self._remaining[i] = 0.0
         self._rates[i] = np.inf
         self._objs[i] = None
@@ -384,9 +492,23 @@ class SharedNetwork:
         self._extend()
         n = self._n
         if not self._rates_ok:
-            _shares_into(n, self._links, self._weight, self.capacity_Bps, self._per_link, self._rates)
-            self._rates_ok = True
+            self._refresh()
         return self._rates[:n]
+
+    def _refresh(self) -> None:
+        _refresh(
+            self._n,
+            self._links,
+            self._weight,
+            self._remaining,
+            self._dead,
+            self._rates,
+            self.capacity_Bps,
+            self._per_link,
+            self._touched,
+            self._exact,
+        )
+        self._rates_ok = True
 
     def bytes_in_flight(self) -> dict[str, float]:
         """Bytes active transfers still have to send, per tag (after moving them up to now)."""
@@ -416,9 +538,12 @@ class SharedNetwork:
             self._weight,
             self._remaining,
             self._tag,
+            self._dead,
             self._rates,
             self.capacity_Bps,
             self._per_link,
+            self._touched,
+            self._exact,
             self._delivered,
             self._credited,
             dt,
@@ -427,13 +552,14 @@ class SharedNetwork:
         self._rates_ok = True
 
     def _maybe_compact(self) -> None:
-        """Squeeze dead slots out, keeping start order, once they outnumber the live ones.
+        """Squeeze dead slots out, keeping start order, once they are a third of the slots.
 
-        Waiting until half the slots are dead keeps a burst of completions linear, not quadratic.
+        Waiting until a fixed fraction of the slots is dead keeps a burst of completions linear, not
+        quadratic; every kernel pass walks the dead slots too, so that fraction is kept small.
         """
         n = self._n
         dead = n - self._n_alive
-        if dead <= _COMPACT_MIN_DEAD or dead * 2 <= n:
+        if dead <= _COMPACT_MIN_DEAD or dead * 3 <= n:
             return
         keep = np.flatnonzero(~self._dead[:n])
         m = len(keep)
@@ -474,6 +600,8 @@ class SharedNetwork:
             self._rates,
             self.capacity_Bps,
             self._per_link,
+            self._touched,
+            self._exact,
             self._delivered,
             self._credited,
             dt,
@@ -482,6 +610,7 @@ class SharedNetwork:
             detect,
             self._done_idx,
             self._done_rate,
+            self._done_left,
         )
         self._rates_ok = True
         if n_done:
