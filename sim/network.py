@@ -442,14 +442,15 @@ class SharedNetwork:
         end = n + k
         if end > len(self._weight):
             self._grow(max(end, 2 * len(self._weight)))
-        rows = np.full((k, MAX_LINKS), -1, dtype=np.int64)
-        for r, t in enumerate(new):
-            rows[r, : len(t.links)] = t.links
-            t.slot = n + r
-        self._links[n:end] = rows
-        self._weight[n:end] = [t.weight for t in new]
-        self._remaining[n:end] = [t.size_bytes for t in new]
-        self._tag[n:end] = [self._tag_index[t.tag] for t in new]
+        # Unused rows hold -1 in every link column (grown that way, reset by compaction), so only each
+        # transfer's own links are written; element writes beat building arrays for the usual handful.
+        links, weight, remaining, tags, index = self._links, self._weight, self._remaining, self._tag, self._tag_index
+        for i, t in enumerate(new, n):
+            t.slot = i
+            links[i, : len(t.links)] = t.links
+            weight[i] = t.weight
+            remaining[i] = t.size_bytes
+            tags[i] = index[t.tag]
         self._dead[n:end] = False
         _join(n, end, self._links, self._weight, self._per_link, self._touched)
         self._objs.extend(new)
@@ -581,7 +582,8 @@ class SharedNetwork:
 
     def _tick(self, detect: bool) -> float:
         """Run the :func:`_tick_kernel` at ``env.now``, fire the finished transfers; returns the next wait."""
-        self._extend()
+        if self._new:
+            self._extend()
         now = self.env.now
         dt = 0.0
         if detect:
