@@ -361,7 +361,11 @@ class SharedNetwork:
 
     @property
     def bytes_delivered(self) -> dict[str, float]:
-        """Bytes that arrived, per tag (moved up to the network's last advance)."""
+        """Bytes that arrived, per tag, as of the network's last advance (a fresh dict on every read).
+
+        :meth:`bytes_in_flight` advances to now first, so read it before this one for a consistent
+        ``started = delivered + lost + in flight``.
+        """
         return {tag: float(self._delivered[k]) for k, tag in enumerate(self._tags) if self._credited[k]}
 
     @property
