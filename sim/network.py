@@ -9,17 +9,21 @@ to recompute on every change, and exact for the single-link case that the closed
 models assume.
 
 Active transfers are kept as columns (links, weight, remaining bytes, rate, tag) in preallocated
-arrays whose capacity doubles, one slot per transfer in start order. The network's one SimPy process
-wakes at the next completion or at a change, and each wake-up is a single compiled kernel
-(:func:`_tick_kernel`): move every transfer forward, credit the bytes per tag, retire the finished ones,
-recompute the fair shares if the set changed, and find the next completion. A consolidation round
-that starts thousands of migrations at once, or a long run with tens of thousands of wake-ups, thus
-pays one kernel call per event, not a dozen numpy calls or a Python loop over every transfer.
+arrays whose capacity doubles, one slot per transfer in start order; a transfer knows its slot, so
+cancelling one does not search. The network's one SimPy process wakes at the next completion or at
+a change, and each wake-up is a single compiled kernel (:func:`_tick_kernel`): move every transfer
+forward, credit the bytes per tag, retire the finished ones, refresh the shares, and find the next
+completion. A consolidation round that starts thousands of migrations at once, or a long run with
+tens of thousands of wake-ups, thus pays one kernel call per event, not a dozen numpy calls or a
+Python loop over every transfer.
 
-Finished and cancelled slots are only marked dead (they cross no link, so they take no share) and are
-squeezed out, keeping start order, once they outnumber the live ones. Keeping start order keeps the
-floating-point sums of the shares in the same order, so results do not depend on when slots are
-compacted.
+Shares are refreshed incrementally: each link keeps the running total of the weights crossing it,
+and only transfers on a link that gained or lost a transfer get a new share. With integer weights
+(all callers use 1 or a batch size) those totals are exact, so the shares are bit for bit those of
+a from-scratch recompute; a fractional weight switches to the from-scratch recompute for good.
+Finished and cancelled slots are only marked dead (they cross no link, so they take no share) and
+are squeezed out, keeping start order, once they are a third of the slots. Start order keeps every
+floating-point sum in the same order, so results do not depend on when slots are compacted.
 """
 
 from __future__ import annotations
@@ -45,23 +49,14 @@ _EXACT_MAX_WEIGHT = 2.0**32
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
-def _fair_shares(links: np.ndarray, weight: np.ndarray, capacity_Bps: np.ndarray) -> np.ndarray:
-    """Each transfer's rate under weighted fair sharing: its smallest share over the links it crosses.
-
-    On a link, a transfer gets ``capacity * w / sum of weights`` (``inf`` when it crosses no link).
-    The reference form of what :func:`_shares_into` computes in place; kept for tests and callers
-    that hold their own columns.
-    """
-    rates = np.empty(links.shape[0])
-    _shares_into(links.shape[0], links, weight, capacity_Bps, np.zeros(capacity_Bps.shape[0]), rates)
-    return rates
-
-
-@numba.njit(cache=True)  # type: ignore[misc]
 def _shares_into(
     n: int, links: np.ndarray, weight: np.ndarray, capacity_Bps: np.ndarray, per_link: np.ndarray, rates: np.ndarray
 ) -> None:
-    """Fair shares of slots ``[0, n)`` into ``rates``; link weight totals are summed in slot order."""
+    """Fair shares of slots ``[0, n)`` into ``rates``, from scratch; link weight totals are summed in slot order.
+
+    On a link, a transfer gets ``capacity * w / sum of weights``; its rate is its smallest share over
+    the links it crosses (``inf`` when it crosses none, as a dead slot does).
+    """
     width = links.shape[1]
     per_link[:] = 0.0
     for i in range(n):
@@ -530,7 +525,7 @@ class SharedNetwork:
     def _advance(self) -> None:
         """Move every active transfer forward to ``env.now`` at its current rate."""
         now = self.env.now
-        dt = now - self._last_s
+        dt = float(now - self._last_s)  # a float even on an integer clock: one compiled signature
         self._last_s = now
         if dt <= 0:
             return  # nothing moved; transfers started at this instant join the columns when read
@@ -591,7 +586,7 @@ class SharedNetwork:
         now = self.env.now
         dt = 0.0
         if detect:
-            dt = now - self._last_s
+            dt = float(now - self._last_s)  # a float even on an integer clock: one compiled signature
             self._last_s = now
         # Done when the bytes left would take less time than the clock can resolve at this
         # instant (at t ~ 1e6 s a float cannot step by less than ~1e-10 s).
