@@ -113,19 +113,45 @@ class Exogenous:
         return Exogenous(self.values[start:stop], self.names)
 
 
-def calendar_features(start_epoch_s: float, step_s: float, n_steps: int) -> Exogenous:
+def calendar_features(
+    start_epoch_s: float, step_s: float, n_steps: int, cycles: Sequence[str] = ("day", "week")
+) -> Exogenous:
     """Hour-of-day and day-of-week as sine/cosine pairs for ``n_steps`` grid points (UTC).
 
     Why sine/cosine: 23:55 and 00:00 are neighbours, and two smooth columns per cycle are all a
     linear model (ARIMA's regression) needs for a daily shape's first harmonic; the second daily
     harmonic lets it bend the curve (a business day's plateau).
+
+    Pass only the ``cycles`` the history covers at least once: over part of a cycle a sine is
+    nearly a trend, and a regression fitted on it extrapolates that trend into the horizon.
+
+    Args:
+        start_epoch_s: Epoch seconds (UTC) of step 0.
+        step_s: Grid step.
+        n_steps: Rows (history and horizon).
+        cycles: Any of ``day`` (four columns) and ``week`` (two columns).
     """
+    unknown = set(cycles) - {"day", "week"}
+    if unknown:
+        raise ForecastInputError("cycles", f"unknown {sorted(unknown)}; use day and/or week")
     t = start_epoch_s + step_s * np.arange(n_steps, dtype=np.float64)
     day = 2.0 * np.pi * (t % 86400.0) / 86400.0
     week = 2.0 * np.pi * (t % (7 * 86400.0)) / (7 * 86400.0)
-    values = np.column_stack([np.sin(day), np.cos(day), np.sin(2 * day), np.cos(2 * day), np.sin(week), np.cos(week)])
-    names = ("hod_sin", "hod_cos", "hod2_sin", "hod2_cos", "dow_sin", "dow_cos")
-    return Exogenous(values, names)
+    columns: list[FloatArray] = []
+    names: list[str] = []
+    if "day" in cycles:
+        columns += [np.sin(day), np.cos(day), np.sin(2 * day), np.cos(2 * day)]
+        names += ["hod_sin", "hod_cos", "hod2_sin", "hod2_cos"]
+    if "week" in cycles:
+        columns += [np.sin(week), np.cos(week)]
+        names += ["dow_sin", "dow_cos"]
+    values = np.column_stack(columns) if columns else np.zeros((n_steps, 0))
+    return Exogenous(values, tuple(names))
+
+
+def covered_cycles(history_s: float) -> tuple[str, ...]:
+    """The calendar cycles a history of ``history_s`` seconds covers at least once."""
+    return tuple(name for name, period in (("day", 86400.0), ("week", 7 * 86400.0)) if history_s >= period)
 
 
 @dataclass(frozen=True)
@@ -714,6 +740,7 @@ __all__ = [
     "SeasonalNaiveForecaster",
     "available_forecasters",
     "calendar_features",
+    "covered_cycles",
     "event_features",
     "make_forecaster",
     "mase_scale",
