@@ -456,6 +456,33 @@ def _integrated_ar(ar: Sequence[float], d: int) -> FloatArray:
     return -poly[1:]
 
 
+def invertible_ma(theta: FloatArray) -> tuple[FloatArray, float]:
+    """Reflect MA roots inside the unit circle; return the new coefficients and the variance factor.
+
+    Why: an ML fit may land on a non-invertible MA (AutoARIMA does, now and then). It describes the
+    same autocorrelations as its invertible twin, but the conditional residual recursion used by
+    :meth:`ArimaForecaster.observe` explodes on it. Each root ``r`` inside the unit circle becomes
+    ``1 / conj(r)`` and the innovation variance is divided by ``|r|^2`` (for MA(1): ``theta -> 1 /
+    theta``, ``sigma^2 -> theta^2 sigma^2``), as R's ``arima`` does with ``maInvert``.
+    """
+    q = len(theta)
+    while q and theta[q - 1] == 0.0:
+        q -= 1
+    if q == 0:
+        return theta, 1.0
+    roots = np.roots(np.concatenate([theta[:q][::-1], [1.0]]))
+    inside = np.abs(roots) < 1.0
+    if not inside.any():
+        return theta, 1.0
+    factor = float(np.prod(1.0 / np.abs(roots[inside]) ** 2))
+    roots = np.where(inside, 1.0 / np.conj(roots), roots)
+    poly = np.real(np.poly(roots))  # highest degree first, leading 1
+    poly = poly / poly[-1]
+    out = np.zeros_like(theta)
+    out[:q] = poly[::-1][1:]
+    return out, factor
+
+
 class ArimaForecaster:
     """ARIMA per series, estimated by statsforecast and forecast for the whole fleet in one pass.
 
@@ -558,11 +585,14 @@ class ArimaForecaster:
             p, q, _, _, _, d, _ = model["arma"]
             ar = [coef[f"ar{j}"] for j in range(1, p + 1)]
             phis.append(_integrated_ar(ar, d))
-            thetas.append(np.array([coef[f"ma{j}"] for j in range(1, q + 1)], dtype=np.float64))
+            theta, variance_factor = invertible_ma(
+                np.array([coef[f"ma{j}"] for j in range(1, q + 1)], dtype=np.float64)
+            )
+            thetas.append(theta)
             mu[i] = coef.get("intercept", 0.0)
             if x is not None:
                 beta[i, x_cols] = [coef.get(f"ex_{j + 1}", 0.0) for j in range(x_cols.size)]
-            sigma2[i] = float(model["sigma2"])
+            sigma2[i] = float(model["sigma2"]) * variance_factor
             orders.append((p, d, q))
         width_r = max(1, *(len(p) for p in phis))
         width_q = max(1, *(len(q) for q in thetas))
@@ -742,6 +772,7 @@ __all__ = [
     "calendar_features",
     "covered_cycles",
     "event_features",
+    "invertible_ma",
     "make_forecaster",
     "mase_scale",
 ]
