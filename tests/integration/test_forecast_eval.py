@@ -11,7 +11,7 @@ import torch
 from mirrortwin.cli import main
 from mirrortwin.config import Settings
 
-pytestmark = [pytest.mark.traces, pytest.mark.slow]
+pytestmark = pytest.mark.traces
 
 
 @pytest.fixture
@@ -25,6 +25,7 @@ def settings(traces_root: Path, tmp_path: Path) -> Settings:
     )
 
 
+@pytest.mark.slow
 def test_tiny_backtest_writes_table_plot_and_lstm(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
