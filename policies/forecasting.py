@@ -531,7 +531,7 @@ class ArimaForecaster:
             raise ForecastInputError("method", f"must be CSS-ML, ML or CSS, got {method!r}", self.name)
         if min_obs < 3:
             raise ForecastInputError("min_obs", f"must be at least 3, got {min_obs}", self.name)
-        self.order = tuple(int(o) for o in order)
+        self.order: tuple[int, int, int] = (int(order[0]), int(order[1]), int(order[2]))
         self.auto = auto
         self.include_mean = include_mean
         self.method = method
