@@ -392,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--mirror", metavar="URL", help="base URL of a mirror to download from instead")
     download.set_defaults(func=cmd_traces_download)
 
+    _add_forecast_eval(commands)
+
     check = commands.add_parser("validate", help="compare the twin with reference results (cloudsim-planetlab)")
     check.add_argument("suite", metavar="SUITE", help="validation suite: cloudsim-planetlab")
     check.add_argument("--days", metavar="D1,D2", help="PlanetLab days to run (default: every day in the reference)")
@@ -430,6 +432,57 @@ def _add_common(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: results/<name>)")
     sub.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def cmd_forecast_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """``mirrortwin forecast-eval``: rolling-origin backtest of the forecasters on real traces."""
+    from mirrortwin import forecast_eval as fe
+
+    def names(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(n.strip() for n in text.split(",") if n.strip()) if text else default
+
+    try:
+        horizons = tuple(int(h) for h in names(args.horizons, ("1", "3", "6", "12")))
+    except ValueError:
+        raise UsageError(f"--horizons {args.horizons!r}: expected comma-separated integers, e.g. 1,3,6,12") from None
+    config = fe.BacktestConfig(
+        families=names(args.families, fe.FAMILIES),
+        forecasters=names(args.forecasters, fe.FORECASTERS),
+        horizons=horizons,
+        n_series=args.series,
+        n_origins=args.origins,
+        history_steps=args.history,
+        n_train_series=args.train_series,
+        lstm_steps=args.lstm_steps,
+        with_exog=not args.no_exog,
+        seed=args.seed,
+    )
+    config.check()
+    data = {family: fe.load_family(family, settings) for family in config.families}
+    table = fe.run_backtest(config, data, lstm_dir_in=args.load_lstm, lstm_dir_out=args.save_lstm)
+    folder = args.out or settings.results_dir / "forecast-eval"
+    print(fe.write_results(table, config, folder, with_plot=not args.no_plots))
+    print(f"results: {folder}")
+    return 0
+
+
+def _add_forecast_eval(commands: Any) -> None:
+    fc = commands.add_parser("forecast-eval", help="rolling-origin backtest of the forecasters on real traces")
+    fc.add_argument("--families", metavar="A,B", help="trace families (default: planetlab,bitbrains,azure)")
+    fc.add_argument("--forecasters", metavar="A,B", help="forecasters (default: all)")
+    fc.add_argument("--horizons", metavar="H1,H2", help="steps ahead to report (default: 1,3,6,12)")
+    fc.add_argument("--series", type=int, default=16, metavar="N", help="test instances per family (default: 16)")
+    fc.add_argument("--origins", type=int, default=3, metavar="N", help="forecast origins per family (default: 3)")
+    fc.add_argument("--history", type=int, default=576, metavar="STEPS", help="history per fit (default: 576)")
+    fc.add_argument("--train-series", type=int, default=100, metavar="N", help="LSTM training instances (default: 100)")
+    fc.add_argument("--lstm-steps", type=int, default=150, metavar="N", help="LSTM optimiser steps (default: 150)")
+    fc.add_argument("--no-exog", action="store_true", help="skip the runs with calendar features")
+    fc.add_argument("--seed", type=int, default=0, help="seed of the instance split and LSTM training (default: 0)")
+    fc.add_argument("--save-lstm", type=Path, metavar="DIR", help="retrain: write the trained LSTM artefacts here")
+    fc.add_argument("--load-lstm", type=Path, metavar="DIR", help="use LSTM artefacts from DIR instead of training")
+    fc.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: results/forecast-eval)")
+    fc.add_argument("--no-plots", action="store_true", help="skip the PNG plot")
+    fc.set_defaults(func=cmd_forecast_eval)
 
 
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
