@@ -84,113 +84,121 @@ def mm1_served_rate(lam: FloatArray, mu: FloatArray, timeout_s: float) -> tuple[
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
-def _close(j, length, k, model, timeout_s, ln_floor, group):  # type: ignore[no-untyped-def]
-    """Integrate stream ``j``'s kept rates over ``length`` seconds into step ``k``'s accumulators.
+def _interval(lam, mu, length, timeout_s, ln_floor, n_bins):  # type: ignore[no-untyped-def]
+    """Requests arrived and served over ``length`` seconds of an M/M/1 stream, and the served ones' bin.
 
-    ``model`` is ``(lam, mu, failing, since, totals, rate_hist, step_rate_hist)``; ``totals[k]`` holds
-    ``(arrived, served, failed, failed_cutover)`` and the served requests go to the bin of their
-    response-time rate ``r`` (the formulas of :func:`mm1_served_rate`).
+    The formulas of :func:`mm1_served_rate`; the bin is that of the response-time rate ``r`` in the
+    fine histogram (-1 when nothing was served). Scalars only: the loops calling it for thousands of
+    streams would otherwise pay reference counting on every array at every call.
     """
-    lam, mu, failing, _since, totals, rate_hist, step_rate_hist = model
-    lam_j = lam[j]
-    if length <= 0.0 or lam_j <= 0.0:
-        return
-    mu_j = mu[j]
-    admitted = min(lam_j, mu_j)
-    r = mu_j - admitted
-    arrived_n = lam_j * length
+    admitted = min(lam, mu)
+    r = mu - admitted
+    arrived_n = lam * length
     served_n = admitted * -np.expm1(-r * timeout_s) * length
-    totals[k, 0] += arrived_n
-    totals[k, 1] += served_n
-    totals[k, 2] += arrived_n - served_n
-    if failing[j]:
-        totals[k, 3] += arrived_n
+    b = -1
     if served_n > 0.0:
-        b = int(np.floor((np.log(r) - ln_floor) / RATE_BIN_LN))
-        b = min(max(b, 0), rate_hist.shape[0] - 1)
-        rate_hist[b] += served_n
-        step_rate_hist[k, b // group] += served_n
+        b = min(max(int(np.floor((np.log(r) - ln_floor) / RATE_BIN_LN)), 0), n_bins - 1)
+    return arrived_n, served_n, b
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
-def _refresh(i, t0, k, share, dc_state, rates, model, timeout_s, ln_floor, group):  # type: ignore[no-untyped-def]
-    """Bring instance ``i``'s two streams (its source share, its replacement's) up to the state now.
+def _refresh(t0, k, instances, all_instances, hosts, load, host_cap, share, dc_state, rates, model, params):  # type: ignore[no-untyped-def]
+    """Bring instances' two streams (their source share, their replacement's) up to the state now.
+
+    ``instances`` are refreshed, or every instance when ``all_instances`` (after a wholesale change:
+    then every host's service share is recomputed first). Otherwise the hosts in ``hosts`` are
+    checked first: a host's share changes only when it is or becomes over-subscribed, which changes
+    every instance on it, so the function returns False, having changed nothing, and the caller
+    refreshes all. A stream whose rates differ from the kept ones has its old rates integrated from
+    ``since`` to ``t0`` (the start of the segment the new state holds for) and keeps the new ones.
 
     ``dc_state`` is the datacenter's ``(request, host_of, migrating_to, busy, instance_down,
     shadow_weight, shadow_host, replacement_failing)``; ``rates`` is ``(rps_per_mips, capacity_rps,
-    moving_rps)``. A stream whose rates differ from the kept ones has its old rates integrated from
-    ``since`` to ``t0`` (the start of the segment the new state holds for) and keeps the new ones.
+    moving_rps)``; ``model`` is ``(lam, mu, failing, since, totals, rate_hist, step_rate_hist)`` and
+    ``params`` ``(timeout_s, ln_floor, group)``. The tuples are unpacked once, here: per-instance
+    helpers taking them cost reference counting on every array at every call.
     """
     request, host_of, migrating_to, busy, down, shadow_weight, shadow_host, rep_failing = dc_state
     rps_per_mips, capacity_rps, moving_rps = rates
-    lam, mu, failing, since, _totals, _rate_hist, _step_rate_hist = model
+    lam, mu, failing, since, totals, rate_hist, step_rate_hist = model
+    timeout_s, ln_floor, group = params
     n = request.shape[0]
-    lam_i = request[i] * rps_per_mips[i]
-    h = host_of[i]
-    s = share[h] if h >= 0 else 0.0
-    if down[i]:
-        mu_i = 0.0
-    elif migrating_to[i] >= 0 or busy[i]:
-        mu_i = s * moving_rps
+    n_bins = rate_hist.shape[0]
+    if all_instances:
+        for h in range(host_cap.shape[0]):
+            share[h] = host_cap[h] / max(load[h], host_cap[h])  # 1 unless over-subscribed
+        count = n
     else:
-        mu_i = s * capacity_rps
-    w = shadow_weight[i]
-    hr = shadow_host[i]
-    lam_r = 0.0
-    mu_r = 0.0
-    fail_r = False
-    if w > 0.0 and hr >= 0:
-        lam_r = lam_i * w
-        lam_i = lam_i * (1.0 - w)
-        fail_r = rep_failing[i]
-        mu_r = 0.0 if fail_r else share[hr] * capacity_rps
-    if lam_i != lam[i] or mu_i != mu[i]:
-        _close(i, t0 - since[i], k, model, timeout_s, ln_floor, group)
-        lam[i] = lam_i
-        mu[i] = mu_i
-        since[i] = t0
-    j = n + i
-    if lam_r != lam[j] or mu_r != mu[j] or fail_r != failing[j]:
-        _close(j, t0 - since[j], k, model, timeout_s, ln_floor, group)
-        lam[j] = lam_r
-        mu[j] = mu_r
-        failing[j] = fail_r
-        since[j] = t0
-
-
-@numba.njit(cache=True)  # type: ignore[misc]
-def _refresh_all(t0, k, load, host_cap, share, dc_state, rates, model, timeout_s, ln_floor, group):  # type: ignore[no-untyped-def]
-    """Recompute every host's service share and refresh every instance (after a wholesale change)."""
-    for h in range(host_cap.shape[0]):
-        share[h] = host_cap[h] / max(load[h], host_cap[h])  # 1 unless over-subscribed
-    for i in range(dc_state[0].shape[0]):
-        _refresh(i, t0, k, share, dc_state, rates, model, timeout_s, ln_floor, group)
-
-
-@numba.njit(cache=True)  # type: ignore[misc]
-def _refresh_some(  # type: ignore[no-untyped-def]
-    t0, k, instances, hosts, load, host_cap, share, dc_state, rates, model, timeout_s, ln_floor, group
-):
-    """Refresh only ``instances``, if no host in ``hosts`` changed its share; False (nothing done) if one did.
-
-    A host's share changes only when it is or becomes over-subscribed; then every instance on it
-    changes, which the caller handles with :func:`_refresh_all`.
-    """
-    for h in hosts:
-        if host_cap[h] / max(load[h], host_cap[h]) != share[h]:
-            return False
-    for i in instances:
-        _refresh(i, t0, k, share, dc_state, rates, model, timeout_s, ln_floor, group)
+        for h in hosts:
+            if host_cap[h] / max(load[h], host_cap[h]) != share[h]:
+                return False
+        count = instances.shape[0]
+    for pos in range(count):
+        i = pos if all_instances else instances[pos]
+        lam_i = request[i] * rps_per_mips[i]
+        h = host_of[i]
+        s = share[h] if h >= 0 else 0.0
+        if down[i]:
+            mu_i = 0.0
+        elif migrating_to[i] >= 0 or busy[i]:
+            mu_i = s * moving_rps
+        else:
+            mu_i = s * capacity_rps
+        w = shadow_weight[i]
+        hr = shadow_host[i]
+        lam_r = 0.0
+        mu_r = 0.0
+        fail_r = False
+        if w > 0.0 and hr >= 0:
+            lam_r = lam_i * w
+            lam_i = lam_i * (1.0 - w)
+            fail_r = rep_failing[i]
+            mu_r = 0.0 if fail_r else share[hr] * capacity_rps
+        for side in range(2):  # the source's stream, then the replacement's
+            j = i + side * n
+            new_lam = lam_r if side else lam_i
+            new_mu = mu_r if side else mu_i
+            new_fail = fail_r if side else False
+            if new_lam == lam[j] and new_mu == mu[j] and new_fail == failing[j]:
+                continue
+            length = t0 - since[j]
+            if length > 0.0 and lam[j] > 0.0:
+                arrived_n, served_n, b = _interval(lam[j], mu[j], length, timeout_s, ln_floor, n_bins)
+                totals[k, 0] += arrived_n
+                totals[k, 1] += served_n
+                totals[k, 2] += arrived_n - served_n
+                if failing[j]:
+                    totals[k, 3] += arrived_n
+                if b >= 0:
+                    rate_hist[b] += served_n
+                    step_rate_hist[k, b // group] += served_n
+            lam[j] = new_lam
+            mu[j] = new_mu
+            failing[j] = new_fail
+            since[j] = t0
     return True
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
-def _close_all(t, k, model, timeout_s, ln_floor, group):  # type: ignore[no-untyped-def]
+def _close_all(t, k, model, params):  # type: ignore[no-untyped-def]
     """Integrate every stream's kept rates up to ``t`` (the streams go on from ``t`` unchanged)."""
-    since = model[3]
+    lam, mu, failing, since, totals, rate_hist, step_rate_hist = model
+    timeout_s, ln_floor, group = params
+    n_bins = rate_hist.shape[0]
     for j in range(since.shape[0]):
-        _close(j, t - since[j], k, model, timeout_s, ln_floor, group)
+        length = t - since[j]
         since[j] = t
+        if length <= 0.0 or lam[j] <= 0.0:
+            continue
+        arrived_n, served_n, b = _interval(lam[j], mu[j], length, timeout_s, ln_floor, n_bins)
+        totals[k, 0] += arrived_n
+        totals[k, 1] += served_n
+        totals[k, 2] += arrived_n - served_n
+        if failing[j]:
+            totals[k, 3] += arrived_n
+        if b >= 0:
+            rate_hist[b] += served_n
+            step_rate_hist[k, b // group] += served_n
 
 
 class RequestAccounting:
@@ -240,6 +248,8 @@ class RequestAccounting:
         self._model = (
             self._lam, self._mu, self._failing, self._since, self._totals, self.rate_hist, self.step_rate_hist
         )  # fmt: skip
+        self._params = (self.timeout_s, self._ln_floor, STEP_BIN_GROUP)
+        self._no_index = np.zeros(0, dtype=np.int64)
         self._pending_k = -1
         self._pending_s = 0.0  # seconds of step ``_pending_k`` integrated so far
 
@@ -271,19 +281,18 @@ class RequestAccounting:
             dc.changed_all = True
         if dc.changed_all or dc.changed_instances:
             load = dc.host_load_mips()
+            state = self._dc_state()
+            args = (load, dc.host_cap, self._share, state, self._rates, self._model, self._params)
             t0 = self._pending_s
-            args = (self._dc_state(), self._rates, self._model, self.timeout_s, self._ln_floor, STEP_BIN_GROUP)
-            if dc.changed_all or not _refresh_some(
+            if dc.changed_all or not _refresh(
                 t0,
                 k,
                 np.asarray(dc.changed_instances, dtype=np.int64),
+                False,
                 np.asarray(dc.changed_hosts, dtype=np.int64),
-                load,
-                dc.host_cap,
-                self._share,
                 *args,
             ):
-                _refresh_all(t0, k, load, dc.host_cap, self._share, *args)
+                _refresh(t0, k, self._no_index, True, self._no_index, *args)
             dc.changed_all = False
             dc.changed_instances.clear()
             dc.changed_hosts.clear()
@@ -307,7 +316,7 @@ class RequestAccounting:
         """Integrate every stream of the pending step up to where the step has been accounted."""
         if self._pending_k < 0:
             return
-        _close_all(self._pending_s, self._pending_k, self._model, self.timeout_s, self._ln_floor, STEP_BIN_GROUP)
+        _close_all(self._pending_s, self._pending_k, self._model, self._params)
 
     @property
     def arrived(self) -> FloatArray:
