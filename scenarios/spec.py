@@ -286,6 +286,16 @@ class FailureSettings(_Strict):
     rebuild_boot_s: float = Field(
         default=180.0, ge=0, description="without a mirror: time to provision and boot an empty replacement"
     )
+    failover_placement: Literal["pack", "spread"] = Field(
+        default="pack",
+        description=(
+            "where a failed host's instances restart: pack = the fullest running host that stays at or under "
+            "failover_max_util (else the least loaded); spread = the least loaded host"
+        ),
+    )
+    failover_max_util: float = Field(
+        default=0.8, gt=0, le=1, description="pack: CPU utilisation a host may reach by receiving a failover"
+    )
 
 
 class RequestSettings(_Strict):

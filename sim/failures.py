@@ -118,6 +118,7 @@ class HostFailures:
         self.dc = dc
         self.mirroring = mirroring
         self.executor = executor
+        self._pack_below = settings.failover_max_util if settings.failover_placement == "pack" else None
         self.settings = settings
         # Failures get their own stream, seeded once from the run's: every run of a seed then sees the
         # same failures whatever else draws from the run's generator (health checks, policies), so
@@ -339,7 +340,7 @@ class HostFailures:
         mirrored = math.isfinite(self._snapshot_at_fail[i])
         target = -1
         for ivn in self._target_ivns(i, mirrored):
-            target = self.executor.pick_host(i, ivn)
+            target = self.executor.pick_host(i, ivn, pack_below=self._pack_below)
             if target >= 0:
                 break
         if target < 0:

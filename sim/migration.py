@@ -275,8 +275,13 @@ class MigrationExecutor:
         dc.instance_downtime_s[i] += downtime_s
 
     # --- restore into another IVN (the workflow's create_from_snapshot) ---------------------------
-    def pick_host(self, i: int, ivn: int) -> int:
-        """Least-loaded available host of ``ivn`` with room for instance ``i``, or -1."""
+    def pick_host(self, i: int, ivn: int, *, pack_below: float | None = None) -> int:
+        """An available host of ``ivn`` with room for instance ``i``, or -1.
+
+        The least loaded one (spreading), or with ``pack_below`` the fullest running host whose
+        utilisation stays at or under it (falling back to the least loaded): a failover that spreads
+        into switched-off hosts in a consolidating fleet only hands the controller hosts to evacuate.
+        """
         dc = self.dc
         hosts = np.flatnonzero((dc.host_ivn == ivn) & dc.host_available)
         if hosts.size == 0:
@@ -295,7 +300,12 @@ class MigrationExecutor:
         if not fits.any():
             return -1
         cand = hosts[fits]
-        return int(cand[np.argmin((load[fits] + need) / dc.host_cap[cand])])
+        after = (load[fits] + need) / dc.host_cap[cand]
+        if pack_below is not None:
+            running = dc.host_powered()[cand] & (after <= pack_below)
+            if running.any():
+                return int(cand[running][np.argmax(after[running])])
+        return int(cand[np.argmin(after)])
 
     def estimate_restore_s(self, i: int, ivn: int) -> float:
         """A-priori duration of moving instance ``i`` into ``ivn`` by the strategy it would get."""

@@ -202,3 +202,25 @@ def test_failures_disabled_leaves_results_unchanged(traces_root) -> None:
     assert "host_failures" not in plain.summary
     assert "instances_down" not in plain.timeseries
     assert "data_lost_bytes" not in plain.instances
+
+
+def test_failover_packs_into_running_hosts_or_spreads_to_the_least_loaded(victim_host: str) -> None:
+    # Without a mirror the replacements restart in their home IVN, where every host runs. pack: the
+    # fullest running host that stays at or under 80 % CPU; spread: the least loaded host.
+    chosen = {}
+    for placement in ("pack", "spread"):
+        world, _ = _world(_scripted(victim_host, **{"rma.enabled": False, "failures.failover_placement": placement}))
+        dc = world.dc
+        dc.request = dc.mips * np.linspace(0.05, 0.6, len(dc.mips))  # constant, uneven demand
+        dc.invalidate()
+        world.env.run(until=FAIL_AT_S - 1.0)
+        running = dc.host_powered().copy()
+        util = dc.host_load_mips() / dc.host_cap
+        world.env.run(until=FAIL_AT_S + 3600.0)
+        targets = [dc.host_index[r[2]] for r in world.failures.rows]
+        assert targets, "the failure moved no instance"
+        assert all(running[h] for h in targets)
+        chosen[placement] = float(np.mean(util[targets]))
+        if placement == "spread":
+            assert all(util[h] <= np.sort(util[running & dc.host_available])[len(targets)] for h in targets)
+    assert chosen["pack"] > chosen["spread"]
