@@ -330,8 +330,25 @@ class HostFailures:
         if not self._pending:
             return
         waiting, self._pending = self._pending, []
+        dc = self.dc
         for i in waiting:
-            if self.down[i] and self.dc.host_of[i] < 0 and not self._start_failover(i):
+            if not self.down[i]:
+                continue
+            if dc.host_of[i] >= 0:
+                # Its host died during a progressive traffic shift, and the load balancer has since
+                # sent all traffic to the caught-up replacement: that is the failover.
+                self._serve(i, int(dc.host_of[i]), "replacement")
+            elif dc.shadow_host[i] >= 0 and dc.host_available[dc.shadow_host[i]]:
+                # A caught-up replacement runs elsewhere (mid-shift): fail over onto it at once
+                # rather than restoring a third copy; the workflow's later redirect is then a no-op.
+                dc.advance()
+                h = int(dc.shadow_host[i])
+                dc.host_of[i] = h
+                dc.shadow_host[i] = -1
+                dc.shadow_weight[i] = 0.0
+                dc.invalidate()
+                self._serve(i, h, "replacement")
+            elif not self._start_failover(i):
                 self._pending.append(i)
 
     def _start_failover(self, i: int) -> bool:
@@ -365,6 +382,10 @@ class HostFailures:
         yield self.env.timeout(duration)
         if self._generation[i] != gen:
             return  # the replacement's host failed while it restored; a new failover is under way
+        self._serve(i, h, kind)
+
+    def _serve(self, i: int, h: int, kind: str) -> None:
+        """Instance ``i`` serves again from host ``h``: close its down time and record the failover."""
         dc = self.dc
         dc.advance()
         self._integrate()

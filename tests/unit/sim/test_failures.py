@@ -224,3 +224,30 @@ def test_failover_packs_into_running_hosts_or_spreads_to_the_least_loaded(victim
         if placement == "spread":
             assert all(util[h] <= np.sort(util[running & dc.host_available])[len(targets)] for h in targets)
     assert chosen["pack"] > chosen["spread"]
+
+
+@pytest.mark.parametrize("redirect_before_detection", [True, False])
+def test_a_host_dying_mid_shift_fails_over_onto_the_running_replacement(
+    victim_host: str, redirect_before_detection: bool
+) -> None:
+    # The instance's replacement is restored and caught up on another host, and traffic is being
+    # shifted to it, when the source host dies. The replacement takes over (at detection, or when the
+    # load balancer redirects first): the instance is back in service, never left down for good.
+    world, _ = _world(_scripted(victim_host))
+    dc, lb = world.dc, world.lb
+    i = dc.instance_index[INSTANCE]
+    world.env.run(until=FAIL_AT_S - 10.0)
+    spare = int(np.flatnonzero(dc.host_available & (np.arange(len(dc.host_ids)) != dc.host_of[i]))[0])
+    dc.shadow_host[i] = spare
+    dc.busy[i] = True
+    dc.invalidate()
+    lb.set_weights(INSTANCE, {INSTANCE: 0.5, f"{INSTANCE}@{dc.host_ids[spare]}": 0.5})
+    world.env.run(until=FAIL_AT_S + 5.0)
+    assert dc.instance_down[i]
+    if redirect_before_detection:
+        lb.redirect(INSTANCE, f"{INSTANCE}@{dc.host_ids[spare]}")
+    world.env.run(until=FAIL_AT_S + 600.0)
+    assert not dc.instance_down[i] and dc.host_of[i] == spare
+    [row] = [r for r in world.failures.rows if r[0] == INSTANCE]
+    assert row[2] == dc.host_ids[spare] and row[3] == "replacement"
+    assert row[5] - row[4] == pytest.approx(world.failures.settings.detection_s)
