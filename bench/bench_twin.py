@@ -67,6 +67,8 @@ CASES = {
     "scale-features": [
         ("scale-20k", "threshold", {"rma.snapshot_interval_s": 300.0, **_FEATURES}),
         ("scale-20k", "threshold", {"rma.snapshot_interval_s": 300.0}),
+        # ... and without mirroring either (the strictest reading of "without these features")
+        ("scale-20k", "threshold", {"rma.enabled": False}),
     ],
 }
 
@@ -109,6 +111,7 @@ def main() -> None:
             med["max_total_s"] = max(r["total_s"] for r in runs)
             med["instance_steps_per_s"] = med["instances"] * med["steps"] / med["sim_s"]
             label = name + (" +failures+requests" if overrides.get("failures.enabled") else "")
+            label += " (no mirroring)" if overrides.get("rma.enabled") is False else ""
             rows.append({"case": label, "policy": policy, **med})
             print(f"{name} {policy}: {med['total_s']:.2f} s", file=sys.stderr)
     print("| case | policy | load s | sim s | total s (min–max) | instance-steps/s | peak RSS MiB | migrations |")
@@ -127,6 +130,10 @@ def main() -> None:
     features, plain = by.get(("scale-20k +failures+requests", "threshold")), by.get(("scale-20k", "threshold"))
     if features and plain:
         print(f"\nscale-20k: with failures + requests / without = {features['total_s'] / plain['total_s']:.2f}")
+    bare = by.get(("scale-20k (no mirroring)", "threshold"))
+    if features and bare:
+        ratio = features["total_s"] / bare["total_s"]
+        print(f"scale-20k: with mirroring, failures + requests / with none = {ratio:.2f}")
     thr = by.get(("planetlab-20110303", "threshold"))
     ref = cloudsim_wall()
     if thr and ref:
