@@ -17,7 +17,13 @@ from typing import Any
 import pandas as pd
 
 from mirrortwin.config import Settings
-from mirrortwin.wiring import make_population, make_scenario_policy, resolve_for_policy, seed_streams
+from mirrortwin.wiring import (
+    make_health_sampler,
+    make_population,
+    make_scenario_policy,
+    resolve_for_policy,
+    seed_streams,
+)
 from sim.results import RunResult
 from sim.runner import ProgressCallback, run_scenario
 
@@ -99,7 +105,10 @@ def run_sweep(
     for value, spec in zip(values, specs, strict=True):
         _, run_rng = seed_streams(spec.seed)
         cb = progress(value) if progress else None
-        result = run_scenario(spec, population, make_scenario_policy(spec), rng=run_rng, progress=cb)
+        sampler = make_health_sampler(spec, settings)
+        result = run_scenario(
+            spec, population, make_scenario_policy(spec), rng=run_rng, progress=cb, health_sampler=sampler
+        )
         rows.append(sweep_row(value, result))
         results.append(result)
     table = pd.DataFrame(rows).set_index("value")

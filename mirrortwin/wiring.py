@@ -12,6 +12,7 @@ which is what makes a policy comparison fair.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -27,6 +28,7 @@ from policies.ports import Policy
 from policies.registry import make_policy
 from scenarios.catalogue import resolve_scenario
 from scenarios.population import InstancePopulation
+from scenarios.smart_health import SmartHealthSampler
 from scenarios.spec import Scenario
 from scenarios.workload import build_population
 from sim.results import RunResult
@@ -98,6 +100,23 @@ def make_population(scenario: Scenario, settings: Settings, rng: np.random.Gener
     return build_population(scenario, settings.trace_roots, rng=rng, cache_dir=settings.cache_dir)
 
 
+def make_health_sampler(scenario: Scenario, settings: Settings) -> SmartHealthSampler | None:
+    """The real SMART readings hosts report, when the scenario's failures use them; else None.
+
+    Raises:
+        TraceNotFoundError, TraceFormatError: the Backblaze folder is missing or malformed (one line).
+    """
+    if not (scenario.failures.enabled and scenario.failures.health_model == "smart"):
+        return None
+    return _smart_sampler(tuple(settings.trace_roots))
+
+
+@functools.lru_cache(maxsize=2)
+def _smart_sampler(roots: tuple[Any, ...]) -> SmartHealthSampler:
+    """Loaded once per process and trace location: a comparison's variants share it (read-only pools)."""
+    return SmartHealthSampler.from_roots(list(roots))
+
+
 def make_scenario_policy(scenario: Scenario) -> Policy:
     """Construct the policy named by ``scenario.controller`` with its params.
 
@@ -153,7 +172,8 @@ def run_resolved(spec: Scenario, *, settings: Settings, progress: ProgressCallba
     policy = make_scenario_policy(spec)  # before the population: a bad policy fails fast
     pop_rng, run_rng = seed_streams(spec.seed)
     population = make_population(spec, settings, pop_rng)
-    return run_scenario(spec, population, policy, rng=run_rng, progress=progress)
+    sampler = make_health_sampler(spec, settings)
+    return run_scenario(spec, population, policy, rng=run_rng, progress=progress, health_sampler=sampler)
 
 
 @dataclass(frozen=True)
@@ -177,6 +197,7 @@ class PreparedComparison:
 
     scenarios: dict[str, Scenario]
     populations: dict[str, InstancePopulation]
+    health_samplers: dict[str, SmartHealthSampler | None] | None = None
 
     @property
     def population(self) -> InstancePopulation:
@@ -218,14 +239,23 @@ def prepare_comparison(
             pop_rng, _ = seed_streams(spec.seed)
             built[key] = make_population(spec, settings, pop_rng)
         populations[label] = built[key]
-    return PreparedComparison(scenarios=specs, populations=populations)
+    samplers = {label: make_health_sampler(spec, settings) for label, spec in specs.items()}
+    return PreparedComparison(scenarios=specs, populations=populations, health_samplers=samplers)
 
 
 def run_prepared(prepared: PreparedComparison, label: str, *, progress: ProgressCallback | None = None) -> RunResult:
     """Run one variant of a prepared comparison on a fresh policy object; the result carries its label."""
     spec = prepared.scenarios[label]
     _, run_rng = seed_streams(spec.seed)
-    result = run_scenario(spec, prepared.populations[label], make_scenario_policy(spec), rng=run_rng, progress=progress)
+    sampler = (prepared.health_samplers or {}).get(label)
+    result = run_scenario(
+        spec,
+        prepared.populations[label],
+        make_scenario_policy(spec),
+        rng=run_rng,
+        progress=progress,
+        health_sampler=sampler,
+    )
     if result.policy != label:
         result.summary["policy_name"] = result.policy
         result.policy = label

@@ -19,14 +19,19 @@ its plan, and take precedence for instances both want to move.
 from __future__ import annotations
 
 import math
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from policies.errors import PolicyConfigError
 from policies.fleet import FleetSnapshot
 from policies.ports import Policy
 from policies.records import MigrationPlan, Move, MoveReason, RiskAssessment
+
+if TYPE_CHECKING:
+    from policies.failure_prediction import FailureRiskModel
 
 _FLOOR = 1e-9
 
@@ -39,17 +44,48 @@ class HealthEvacuationPolicy:
             evacuated (> 1).
         base: Name of a registered policy that keeps managing load (``None``: health moves only).
         base_params: Parameters of ``base``.
+        model: Path of a failure classifier saved by ``mirrortwin failure-model``
+            (:class:`policies.failure_prediction.FailureRiskModel`). With it a host's score is its
+            predicted probability of failure from its readings (the SMART features the model was
+            trained on), and ``ratio`` is not used.
+        probability: With ``model``: the probability at which a host is evacuated (default: the
+            threshold chosen when the model was trained).
 
     Raises:
-        PolicyConfigError: ``ratio`` not a number above 1, or a bad ``base``.
+        PolicyConfigError: ``ratio`` not a number above 1, a bad ``base``, a ``model`` that cannot be
+            loaded, or a ``probability`` outside (0, 1].
     """
 
     name = "health-evacuate"
 
-    def __init__(self, ratio: float = 8.0, base: str | None = None, base_params: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        ratio: float = 8.0,
+        base: str | None = None,
+        base_params: dict[str, Any] | None = None,
+        model: str | None = None,
+        probability: float | None = None,
+    ):
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not math.isfinite(ratio) or ratio <= 1:
             raise PolicyConfigError("ratio", f"must be a number above 1, got {ratio!r}")
         self.ratio = float(ratio)
+        self.model: FailureRiskModel | None = None
+        if model is not None:
+            from policies.failure_prediction import FailureModelError, FailureRiskModel
+
+            try:
+                self.model = FailureRiskModel.load(Path(model))
+            except (FailureModelError, OSError) as exc:
+                raise PolicyConfigError("model", str(exc)) from None
+        if probability is not None:
+            bad = isinstance(probability, bool) or not isinstance(probability, int | float)
+            if bad or not 0 < probability <= 1:
+                raise PolicyConfigError("probability", f"must be a number in (0, 1], got {probability!r}")
+            if self.model is None:
+                raise PolicyConfigError("probability", "only applies with a failure classifier (model)")
+        self.probability = (
+            float(probability) if probability is not None else (self.model.threshold if self.model else math.nan)
+        )
         self.base: Policy | None = None
         if base is not None:
             from policies.registry import make_policy  # the registry imports this module
@@ -59,9 +95,27 @@ class HealthEvacuationPolicy:
             self.base = make_policy(base, base_params or {}, location="controller.params.base_params")
 
     def scores(self, fleet: FleetSnapshot) -> np.ndarray:
-        """Per host, the largest ratio of a reading to that metric's fleet median (0 without readings)."""
+        """Per host, the largest ratio of a reading to that metric's fleet median (0 without readings).
+
+        With a classifier: the host's predicted probability of failure (0 for a host that reports
+        nothing: it is down).
+        """
         out = np.zeros(fleet.n_hosts)
         if not fleet.host_health:
+            return out
+        if self.model is not None:
+            health = fleet.host_health
+            missing = [f for f in self.model.features if f not in health]
+            if missing:
+                raise PolicyConfigError(
+                    "model",
+                    f"the failure model needs readings {', '.join(missing)}; the fleet reports "
+                    f'{", ".join(health)} (set failures.health_model = "smart")',
+                )
+            table = np.column_stack([np.asarray(health[f], dtype=np.float64) for f in self.model.features])
+            ok = fleet.host_available & np.isfinite(table).all(axis=1)
+            if ok.any():
+                out[ok] = self.model.predict_proba(pd.DataFrame(table[ok], columns=list(self.model.features)))
             return out
         live = fleet.host_available
         for values in fleet.host_health.values():
@@ -76,7 +130,8 @@ class HealthEvacuationPolicy:
     def decide(self, fleet: FleetSnapshot) -> MigrationPlan:
         """Evacuate hosts whose health readings stand out; add the base policy's moves for the rest."""
         score = self.scores(fleet)
-        risky = np.flatnonzero((score >= self.ratio) & fleet.host_available)
+        cut = self.probability if self.model is not None else self.ratio
+        risky = np.flatnonzero((score >= cut) & fleet.host_available)
         moves: list[Move] = []
         assessments: dict[str, RiskAssessment] = {}
         if risky.size:
@@ -89,7 +144,7 @@ class HealthEvacuationPolicy:
                     continue
                 risk = RiskAssessment(
                     fleet.instance_ids[i],
-                    risk_score=1.0,
+                    risk_score=float(score[h]) if self.model is not None else 1.0,
                     predicted_load=math.nan,
                     health_metrics={name: float(values[h]) for name, values in health.items()},
                 )

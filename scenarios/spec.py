@@ -283,6 +283,14 @@ class FailureSettings(_Strict):
         default=6 * 3600.0, ge=0, description="health metrics start rising this long before a failure"
     )
     health_noise: float = Field(default=0.25, ge=0, description="relative noise on the health metrics")
+    health_model: Literal["parametric", "smart"] = Field(
+        default="parametric",
+        description=(
+            "parametric: memory and disk I/O error counts rising before a failure; smart: each host reports the "
+            "SMART readings of a real Backblaze drive (healthy, moving towards a real failed drive's readings "
+            "over the lead time), which the failure classifier scores"
+        ),
+    )
     rebuild_boot_s: float = Field(
         default=180.0, ge=0, description="without a mirror: time to provision and boot an empty replacement"
     )

@@ -14,7 +14,7 @@ import simpy
 from policies.fleet import FleetSnapshot
 from policies.records import MirrorSnapshot, Move
 from sim.datacenter import Datacenter
-from sim.failures import HEALTH_METRICS, HostFailures
+from sim.failures import HostFailures
 from sim.load_balancer import SimLoadBalancer, split_backend
 from sim.migration import MigrationExecutor, MigrationRefusedError
 from sim.mirroring import SimMirroring
@@ -121,7 +121,7 @@ class SimTelemetry:
         if self.failures is None:
             return {}
         table = self.failures.host_health(now)
-        return {name: table[:, j] for j, name in enumerate(HEALTH_METRICS)}
+        return {name: table[:, j] for j, name in enumerate(self.failures.health_names)}
 
 
 class SimMirrorStorePort:

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import simpy
 
+from scenarios.smart_health import SmartHealthSampler
 from scenarios.spec import FailureSettings
 from sim.datacenter import Datacenter
 from sim.migration import MigrationExecutor
@@ -113,6 +114,7 @@ class HostFailures:
         rng: np.random.Generator,
         *,
         retry_interval_s: float,
+        health_sampler: SmartHealthSampler | None = None,
     ):
         self.env = env
         self.dc = dc
@@ -140,6 +142,22 @@ class HostFailures:
         # Readings are derived per sampling interval from this seed, so they do not depend on queries.
         self._health_seed = int(rng.integers(2**63 - 1))
         self._noise_cache: tuple[int, FloatArray] | None = None
+        # SMART health (failures.health_model = "smart"): each host carries one real healthy drive's
+        # readings and one real failed drive's, and moves from the first to the second over the lead
+        # time before it fails; a repaired host gets a new drive. Drawn from a stream of its own so the
+        # failure times stay those of the parametric model.
+        self.sampler: SmartHealthSampler | None = None
+        self.health_names: tuple[str, ...] = HEALTH_METRICS
+        if settings.health_model == "smart":
+            if health_sampler is None:
+                raise FailureSpecError(
+                    "failures.health_model: 'smart' needs the Backblaze SMART data (traces/backblaze_smart_2019)"
+                )
+            self.sampler = health_sampler
+            self.health_names = tuple(health_sampler.features)
+            self._persona_rng = np.random.default_rng(np.random.SeedSequence(self._health_seed).spawn(1)[0])
+            self._healthy_row = self._persona_rng.integers(0, len(health_sampler.healthy), size=n_h)
+            self._failed_row = self._persona_rng.integers(0, len(health_sampler.failed), size=n_h)
 
         self.host_failures = 0
         self.step_host_failures = np.zeros(dc.n_steps, dtype=np.int64)
@@ -188,6 +206,15 @@ class HostFailures:
         t = float(self.env.now if now is None else now)
         j = int(t // self.sampling_interval_s)
         sample_t = j * self.sampling_interval_s
+        if self.sampler is not None:
+            lead = self.settings.health_lead_time_s
+            ttf = self.next_fail_s - sample_t
+            closeness = np.clip(1.0 - ttf / lead, 0.0, 1.0) if lead > 0 else (ttf <= 0).astype(np.float64)
+            healthy = self.sampler.healthy[self._healthy_row]
+            failed = self.sampler.failed[self._failed_row]
+            out = np.round(healthy + closeness[:, None] * (failed - healthy))
+            out[~self.dc.host_available] = np.nan
+            return out
         if self._noise_cache is None or self._noise_cache[0] != j:
             rng = np.random.default_rng([self._health_seed, j])
             self._noise_cache = (j, self.distributions.noise(rng, len(self.dc.host_ids)))
@@ -201,7 +228,7 @@ class HostFailures:
         if h < 0 or not self.dc.host_available[h]:
             return {}
         row = self.host_health()[h]
-        return {name: float(v) for name, v in zip(HEALTH_METRICS, row.tolist(), strict=True)}
+        return {name: float(v) for name, v in zip(self.health_names, row.tolist(), strict=True)}
 
     # --- accounting -----------------------------------------------------------------------------
     def _integrate(self) -> None:
@@ -317,6 +344,9 @@ class HostFailures:
             self.next_fail_s[h] = self._script[h][0] if self._script[h] else np.inf
         else:
             self.next_fail_s[h] = now + float(self.distributions.lifetimes(self.rng, 1)[0])
+        if self.sampler is not None:  # the repair put in a new drive
+            self._healthy_row[h] = self._persona_rng.integers(0, len(self.sampler.healthy))
+            self._failed_row[h] = self._persona_rng.integers(0, len(self.sampler.failed))
         dc.invalidate()
         self._place_pending()
 

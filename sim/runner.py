@@ -19,6 +19,7 @@ from policies.controller import ControllerSettings, MigrationController
 from policies.ports import Policy
 from policies.waiting import Delay, Workflow
 from scenarios.population import InstancePopulation
+from scenarios.smart_health import SmartHealthSampler
 from scenarios.spec import Scenario
 from sim.datacenter import Datacenter
 from sim.driver import drive
@@ -40,6 +41,7 @@ def run_scenario(
     rng: np.random.Generator,
     progress: ProgressCallback | None = None,
     health_failure_probability: float | None = None,
+    health_sampler: SmartHealthSampler | None = None,
 ) -> RunResult:
     """Simulate ``scenario`` under ``policy`` and return its frames and summary.
 
@@ -51,13 +53,20 @@ def run_scenario(
         progress: Called as ``progress(now_s, duration_s)`` once per accounting step.
         health_failure_probability: Chance that a replacement fails a health check; overrides
             the scenario's ``controller.health_failure_probability``.
+        health_sampler: Real SMART readings for ``failures.health_model = "smart"``.
     """
     if scenario.accounting == "cloudsim":
         from sim.cloudsim_accounting import run_cloudsim_accounting
 
         return run_cloudsim_accounting(scenario, population, policy, rng=rng)
     wall0 = time.perf_counter()
-    world = build_world(scenario, population, rng=rng, health_failure_probability=health_failure_probability)
+    world = build_world(
+        scenario,
+        population,
+        rng=rng,
+        health_failure_probability=health_failure_probability,
+        health_sampler=health_sampler,
+    )
     env, dc, mirroring, executor, lb = world.env, world.dc, world.mirroring, world.executor, world.lb
     controller = MigrationController(
         policy,

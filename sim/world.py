@@ -14,6 +14,7 @@ import simpy
 
 from policies.workflow import MigrationPorts, WorkflowSettings
 from scenarios.population import InstancePopulation
+from scenarios.smart_health import SmartHealthSampler
 from scenarios.spec import Scenario
 from sim.adapters import SimClock, SimInstanceProvider, SimMirrorStorePort, SimTelemetry
 from sim.datacenter import Datacenter
@@ -70,8 +71,12 @@ def build_world(
     *,
     rng: np.random.Generator,
     health_failure_probability: float | None = None,
+    health_sampler: SmartHealthSampler | None = None,
 ) -> SimWorld:
     """Build the SimPy world of ``scenario`` with ``population`` placed at t = 0.
+
+    ``health_sampler`` holds the real SMART readings hosts report when ``failures.health_model`` is
+    ``"smart"`` (the composition root loads it from the traces, like the population).
 
     Raises:
         SimulationError: The instances do not fit the scenario's hosts, or a scripted failure names
@@ -98,7 +103,14 @@ def build_world(
     if scenario.failures.enabled:
         try:
             failures = HostFailures(
-                env, dc, mirroring, executor, scenario.failures, rng, retry_interval_s=ctl.interval_s
+                env,
+                dc,
+                mirroring,
+                executor,
+                scenario.failures,
+                rng,
+                retry_interval_s=ctl.interval_s,
+                health_sampler=health_sampler,
             )
         except FailureSpecError as exc:
             raise SimulationError(f"scenario {scenario.name}: {exc}") from None

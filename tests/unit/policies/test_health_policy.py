@@ -87,3 +87,57 @@ def test_a_base_policy_keeps_managing_load_and_health_moves_come_first():
 def test_bad_ratio_is_refused(ratio):
     with pytest.raises(PolicyConfigError, match="ratio"):
         HealthEvacuationPolicy(ratio=ratio)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A failure classifier trained on tiny synthetic drives (failing ones carry sector errors)."""
+    import pandas as pd
+
+    from policies.failure_prediction import FailureRiskModel
+
+    rng = np.random.default_rng(0)
+    n = 400
+    failed = rng.random(n) < 0.15
+    data = pd.DataFrame(
+        {
+            "reallocated_sectors": np.where(failed, rng.integers(20, 500, n), 0),
+            "pending_sectors": np.where(failed & (rng.random(n) < 0.5), rng.integers(1, 50, n), 0),
+            "crc_errors": rng.integers(0, 2, n),
+        }
+    )
+    model = FailureRiskModel.fit(data, failed.astype(np.int64), rng=np.random.default_rng(1))
+    return model.save(tmp_path_factory.mktemp("model") / "failure-model.joblib"), model
+
+
+def test_with_a_classifier_the_score_is_the_predicted_failure_probability(saved_model):
+    path, model = saved_model
+    smart = {
+        "reallocated_sectors": np.array([400.0, 0.0, 0.0, 0.0]),
+        "pending_sectors": np.array([30.0, 0.0, 0.0, 0.0]),
+        "crc_errors": np.array([0.0, 1.0, 0.0, 0.0]),
+        "power_on_hours": np.full(4, 9000.0),
+    }
+    policy = HealthEvacuationPolicy(model=str(path))
+    fleet = _fleet(smart, mirror_ivn=np.array([1, 1, 1, -1]))
+    score = policy.scores(fleet)
+    assert score[0] >= model.threshold > score[1]
+    plan = policy.decide(fleet)
+    assert [m.instance_id for m in plan.moves] == ["vm-0", "vm-1"]
+    assert plan.moves[0].risk.risk_score == pytest.approx(score[0])
+    # a stricter probability than any host reaches: no move; a host that is down reports NaN: score 0
+    assert HealthEvacuationPolicy(model=str(path), probability=min(1.0, score[0] + 1e-6)).decide(fleet).moves == ()
+    down = {k: np.where(np.arange(4) == 0, np.nan, v) for k, v in smart.items()}
+    assert HealthEvacuationPolicy(model=str(path)).scores(_fleet(down))[0] == 0.0
+
+
+def test_classifier_parameter_errors_name_the_field(saved_model, tmp_path):
+    path, _ = saved_model
+    with pytest.raises(PolicyConfigError, match="model"):
+        HealthEvacuationPolicy(model=str(tmp_path / "missing.joblib"))
+    with pytest.raises(PolicyConfigError, match="probability"):
+        HealthEvacuationPolicy(probability=0.5)  # without a model
+    with pytest.raises(PolicyConfigError, match="probability"):
+        HealthEvacuationPolicy(model=str(path), probability=1.5)
+    with pytest.raises(PolicyConfigError, match="needs readings"):
+        HealthEvacuationPolicy(model=str(path)).decide(_fleet({"memory_errors": np.ones(4)}))

@@ -251,3 +251,52 @@ def test_a_host_dying_mid_shift_fails_over_onto_the_running_replacement(
     [row] = [r for r in world.failures.rows if r[0] == INSTANCE]
     assert row[2] == dc.host_ids[spare] and row[3] == "replacement"
     assert row[5] - row[4] == pytest.approx(world.failures.settings.detection_s)
+
+
+def _smart_sampler():
+    from scenarios.smart_health import SmartHealthSampler
+
+    healthy = np.array([[0.0, 0.0, 0.0, 9000.0, 30.0], [0.0, 0.0, 1.0, 20000.0, 35.0]])
+    failed = np.array([[800.0, 40.0, 0.0, 15000.0, 38.0], [200.0, 8.0, 3.0, 30000.0, 41.0]])
+    names = ("reallocated_sectors", "pending_sectors", "crc_errors", "power_on_hours", "temperature_c")
+    return SmartHealthSampler(healthy, failed, names)
+
+
+def test_smart_health_moves_a_host_from_a_healthy_drive_to_a_failed_one(victim_host: str) -> None:
+    sampler = _smart_sampler()
+    overrides = _scripted(victim_host, **{"failures.health_model": "smart", "failures.health_lead_time_s": 3000.0})
+    spec = resolve_for_policy("smoke", policy="null", overrides={"controller.params": {}, **overrides})
+    pop_rng, run_rng = seed_streams(spec.seed)
+    population = make_population(spec, load_settings(), pop_rng)
+    world = build_world(spec, population, rng=run_rng, health_sampler=sampler)
+    failures = world.failures
+    h = world.dc.host_index[victim_host]
+    assert failures.health_names == sampler.features
+    readings = [failures.host_health(t) for t in (0.0, FAIL_AT_S - 3000.0, FAIL_AT_S - 1500.0, FAIL_AT_S - 1.0)]
+    healthy_rows = {tuple(r) for r in sampler.healthy}
+    others = np.arange(len(world.dc.host_ids)) != h
+    for r in readings:  # every other host reports one real healthy drive's readings, unchanged
+        assert all(tuple(row) in healthy_rows for row in r[others])
+        np.testing.assert_array_equal(r[others], readings[0][others])
+    start, mid, end = readings[1][h], readings[2][h], readings[3][h]
+    assert tuple(start) in healthy_rows
+    # 100 s before the failure (the last sampling instant) it reads ~97 % of the way to a real failed drive
+    [target] = [f for f in sampler.failed if (np.abs(end - f) <= 0.05 * np.abs(f - start) + 1.0).all()]
+    gap = [np.abs(r - target) for r in (start, mid, end)]
+    assert (gap[2] <= gap[1]).all() and (gap[1] <= gap[0]).all() and (gap[2] < gap[0]).any()
+    world.env.run(until=FAIL_AT_S + 1.0)
+    assert np.isnan(failures.host_health()[h]).all()
+    # the health model does not change when hosts fail (drawn failure times, same seed)
+    drawn = {"failures.enabled": True, "failures.mtbf_s": 86_400.0}
+    parametric, _ = _world(drawn)
+    spec = resolve_for_policy(
+        "smoke", policy="null", overrides={"controller.params": {}, **drawn, "failures.health_model": "smart"}
+    )
+    pop_rng, run_rng = seed_streams(spec.seed)
+    smart = build_world(spec, make_population(spec, load_settings(), pop_rng), rng=run_rng, health_sampler=sampler)
+    np.testing.assert_array_equal(parametric.failures.next_fail_s, smart.failures.next_fail_s)
+
+
+def test_smart_health_without_the_data_is_one_clear_error(victim_host: str) -> None:
+    with pytest.raises(SimulationError, match="health_model"):
+        _world(_scripted(victim_host, **{"failures.health_model": "smart"}))
