@@ -151,6 +151,8 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     if repeated:
         raise UsageError(f"--policies/--variant: {', '.join(repeated)} given more than once")
     policies = labels
+    if args.seeds is not None:
+        return _compare_over_seeds(args, settings, variants, overrides)
     prepared = wiring.prepare_comparison(args.scenario, variants=variants, overrides=overrides, settings=settings)
     results = []
     for name in policies:
@@ -166,6 +168,57 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     print(report.comparison_markdown(report.comparison_frame(results)))
     print(f"results: {written.folder}")
     print(f"report:  {written.report}")
+    return 0
+
+
+def _compare_over_seeds(
+    args: argparse.Namespace, settings: Settings, variants: list[Any], overrides: dict[str, Any]
+) -> int:
+    """``compare --seeds N``: the comparison once per seed, then each metric's mean and 95 % interval.
+
+    Seeds are the scenario's seed and the N-1 after it; each seed draws its own instances, demand and
+    failures. Every seed's comparison is written to ``seed-<s>/``; ``seeds.csv`` holds every run's
+    values, ``seeds-summary.csv`` and ``seeds.md`` the means and intervals.
+    """
+    import pandas as pd
+
+    from mirrortwin import artefacts, report, wiring
+
+    if args.seeds < 1:
+        raise UsageError(f"--seeds: give a number of seeds >= 1, got {args.seeds}")
+    base = wiring.resolve_for_policy(args.scenario, policy=variants[0].policy, overrides=overrides).seed
+    labels = [v.label for v in variants]
+    frames = {}
+    folder = None
+    for seed in range(base, base + args.seeds):
+        seeded = {**overrides, "seed": seed}
+        prepared = wiring.prepare_comparison(args.scenario, variants=variants, overrides=seeded, settings=settings)
+        results = []
+        for name in labels:
+            with sim_time_bar(f"{prepared.scenarios[name].name}/{name}/seed {seed}") as progress:
+                results.append(wiring.run_prepared(prepared, name, progress=progress))
+        spec = prepared.scenarios[labels[0]]
+        if folder is None:
+            name = wiring.results_folder_name(spec.name, "compare-" + "-".join(labels), overrides)
+            folder = args.out or settings.results_dir / f"{name}-seeds{args.seeds}"
+        artefacts.write_comparison(
+            results, folder / f"seed-{seed}", with_plots=not args.no_plots, description=spec.description,
+            overrides=seeded,
+        )  # fmt: skip
+        frames[seed] = report.comparison_frame(results)
+    assert folder is not None
+    summary = report.seeds_summary(frames)
+    pd.concat(frames, names=["seed", "policy"]).to_csv(folder / "seeds.csv")
+    summary.to_csv(folder / "seeds-summary.csv")
+    table = report.seeds_markdown(summary)
+    (folder / "seeds.md").write_text(
+        f"# {args.scenario}: {', '.join(labels)} over seeds {base}..{base + args.seeds - 1}\n\n"
+        "Mean ± half-width of the 95 % confidence interval (Student's t over the seeds).\n\n" + table + "\n",
+        encoding="utf-8",
+    )
+    print(f"{args.scenario} / seeds {base}..{base + args.seeds - 1} (mean ± 95 % CI)")
+    print(table)
+    print(f"results: {folder}")
     return 0
 
 
@@ -362,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="LABEL:POLICY[:K=V;K=V]",
         help="a labelled configuration with its own overrides, e.g. no-mirror:null:rma.enabled=false (repeatable)",
+    )
+    compare.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="run the comparison on N seeds (the scenario's and the next ones): mean and 95 %% interval",
     )
     _add_common(compare)
     compare.set_defaults(func=cmd_compare)

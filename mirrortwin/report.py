@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mirrortwin.plots import PLOT_CAPTIONS
@@ -382,3 +383,50 @@ def comparison_plot_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Scale the comparison for plotting, columns renamed to labels with units."""
     metrics = _shown(frame)
     return pd.DataFrame({m.unit_label: frame[m.key] * m.scale for m in metrics}, index=frame.index)
+
+
+def seeds_summary(frames: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """Mean and 95 % confidence half-width of every metric over seeds, one row per policy.
+
+    ``frames`` maps a seed to its :func:`comparison_frame`. The interval is Student's t on the seeds'
+    values (``t(0.975, n-1) x s / sqrt(n)``): each seed draws its own instances, demand mapping and
+    failures, so the runs are independent replications. NaN with a single seed.
+
+    Returns:
+        Columns ``<metric>_mean`` and ``<metric>_ci95`` for each metric, and ``seeds``.
+    """
+    from scipy.stats import t as student_t
+
+    long = pd.concat({seed: frame for seed, frame in frames.items()}, names=["seed", "policy"])
+    policies = list(dict.fromkeys(long.index.get_level_values("policy")))
+    rows = []
+    for policy in policies:
+        part = long.xs(policy, level="policy").apply(pd.to_numeric, errors="coerce")
+        n = len(part)
+        row: dict[str, float] = {"seeds": float(n)}
+        for key in part.columns:
+            values = part[key].dropna()
+            row[f"{key}_mean"] = float(values.mean()) if len(values) else float("nan")
+            if len(values) > 1:
+                half = student_t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+                row[f"{key}_ci95"] = float(half)
+            else:
+                row[f"{key}_ci95"] = float("nan")
+        rows.append(row)
+    out = pd.DataFrame(rows, index=pd.Index(policies, name="policy"))
+    return out
+
+
+def seeds_markdown(summary: pd.DataFrame) -> str:
+    """The seeds summary as a Markdown table: ``mean ± 95 % half-width`` for each headline metric."""
+    metrics = [m for m in HEADLINE if f"{m.key}_mean" in summary.columns and not summary[f"{m.key}_mean"].isna().all()]
+    header = "| policy | seeds | " + " | ".join(m.label for m in metrics) + " |"
+    rule = "|---|---:|" + "---|" * len(metrics)
+    rows = []
+    for policy in summary.index:
+        cells = []
+        for m in metrics:
+            mean, half = float(summary.at[policy, f"{m.key}_mean"]), float(summary.at[policy, f"{m.key}_ci95"])
+            cells.append(_fmt(m, mean) + ("" if pd.isna(half) else f" ± {_fmt(m, half)}"))
+        rows.append(f"| {policy} | {int(summary.at[policy, 'seeds'])} | " + " | ".join(cells) + " |")
+    return "\n".join([header, rule, *rows])
