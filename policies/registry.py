@@ -19,6 +19,7 @@ from policies.errors import DEFAULT_LOCATION, PolicyConfigError
 from policies.health_policy import HealthEvacuationPolicy
 from policies.null_policy import NullPolicy
 from policies.ports import Policy
+from policies.predictive_policy import PREDICTIVE_POLICIES
 from policies.threshold_policy import ThresholdPolicy
 
 PolicyFactory = Callable[..., Policy]
@@ -111,4 +112,6 @@ register_policy("null", NullPolicy)
 register_policy("threshold", ThresholdPolicy)
 register_policy("health-evacuate", HealthEvacuationPolicy)
 for _name, _factory in CONSOLIDATION_POLICIES.items():
+    register_policy(_name, _factory)
+for _name, _factory in PREDICTIVE_POLICIES.items():
     register_policy(_name, _factory)
