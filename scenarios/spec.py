@@ -196,6 +196,12 @@ class Workload(_Strict):
         "capacities (MHz taken as MIPS)",
     )
     ivns: list[str] | None = Field(default=None, description="IVNs instances start in (default: all)")
+    may_move_to: list[str] | None = Field(
+        default=None, description="IVNs instances may run in and be moved or failed over to (default: any)"
+    )
+    min_security_level: int = Field(
+        default=0, ge=0, description="instances may only run in IVNs of at least this security_level"
+    )
     step_s: float | None = Field(
         default=None, gt=0, description="grid the loader puts an irregular trace on (default: step_s)"
     )
@@ -393,7 +399,29 @@ class Scenario(_Strict):
                 raise ValueError(f"workload.ivns: unknown IVN {name!r} (known: {sorted(ivns)})")
         if self.rma.target_ivn is not None and self.rma.target_ivn not in ivns:
             raise ValueError(f"rma.target_ivn: unknown IVN {self.rma.target_ivn!r}")
+        for name in self.workload.may_move_to or []:
+            if name not in ivns:
+                raise ValueError(f"workload.may_move_to: unknown IVN {name!r} (known: {sorted(ivns)})")
+        allowed = [i.name for i, ok in zip(self.topology.ivns, self.allowed_ivns(), strict=True) if ok]
+        if not allowed:
+            raise ValueError(
+                "workload.may_move_to / workload.min_security_level: no IVN is left for the instances to run in"
+            )
+        for name in self.workload.ivns or [i.name for i in self.topology.ivns if i.name in allowed]:
+            if name not in allowed:
+                raise ValueError(
+                    f"workload.ivns: instances start in {name!r}, which workload.may_move_to / "
+                    f"workload.min_security_level exclude (allowed: {allowed})"
+                )
         return self
+
+    def allowed_ivns(self) -> list[bool]:
+        """Per IVN (topology order), whether the instances may run there (move, fail over, restore)."""
+        names = set(self.workload.may_move_to) if self.workload.may_move_to is not None else None
+        return [
+            (names is None or i.name in names) and i.security_level >= self.workload.min_security_level
+            for i in self.topology.ivns
+        ]
 
     @property
     def n_hosts(self) -> int:

@@ -77,8 +77,16 @@ class SimTelemetry:
             instance_pes=dc.pes,
             host_pes=dc.host_pes,
             host_health=self.host_health() if self.failures is not None else None,
+            instance_allowed_ivns=self._allowed_ivns(),
             **self._mirror_view(),
         )
+
+    def _allowed_ivns(self) -> np.ndarray | None:
+        """The scenario's IVN restriction as the (instances, IVNs) matrix policies read; None if none."""
+        allowed = np.asarray(self.dc.scenario.allowed_ivns(), dtype=bool)
+        if allowed.all():
+            return None
+        return np.broadcast_to(allowed, (len(self.dc.instance_ids), allowed.size))
 
     def _decidable_hosts(self) -> np.ndarray:
         """Hosts a policy may act on now: up, and with no instance still arriving.

@@ -354,7 +354,8 @@ class HostFailures:
         """IVNs to try, best first: the mirror's IVN (restore is local there), then home, then the rest."""
         first = [int(self.mirroring.store_ivn[i])] if mirrored else []
         order = [*first, int(self._home_ivn[i]), *range(len(self.dc.ivn_names))]
-        return list(dict.fromkeys(order))
+        allowed = self.dc.scenario.allowed_ivns()  # workload.may_move_to / min_security_level
+        return [k for k in dict.fromkeys(order) if allowed[k]]
 
     def _place_pending(self) -> None:
         if not self._pending:

@@ -125,3 +125,15 @@ def test_host_order(order: str, expected: list[str]) -> None:
         {"name": "dc", "host_order": order, "hosts": [{"type": "G4", "count": 3}, {"type": "G5", "count": 2}]}
     )
     assert ivn.host_type_sequence() == expected
+
+
+def test_ivn_restrictions_are_checked_and_give_the_allowed_mask(tmp_path: Path) -> None:
+    path = _write(tmp_path, SMOKE)
+    spec = load_scenario_file(path, {"workload.may_move_to": ["ivn-a"]})
+    assert spec.allowed_ivns() == [True, False]
+    assert load_scenario_file(path).allowed_ivns() == [True, True]
+    assert "unknown IVN 'ivn-x'" in _error(path, {"workload.may_move_to": ["ivn-x"]})
+    assert "no IVN is left" in _error(path, {"workload.min_security_level": 9})
+    # instances may not start where they may not run
+    message = _error(path, {"workload.may_move_to": ["ivn-b"]})
+    assert "workload.ivns" in message and "'ivn-a'" in message

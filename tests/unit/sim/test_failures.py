@@ -300,3 +300,21 @@ def test_smart_health_moves_a_host_from_a_healthy_drive_to_a_failed_one(victim_h
 def test_smart_health_without_the_data_is_one_clear_error(victim_host: str) -> None:
     with pytest.raises(SimulationError, match="health_model"):
         _world(_scripted(victim_host, **{"failures.health_model": "smart"}))
+
+
+def test_failover_and_the_fleet_view_keep_to_the_ivns_instances_may_run_in(victim_host: str) -> None:
+    # The mirror lives in ivn-b, but the instances may only run in ivn-a: failover stays in ivn-a,
+    # and policies see the restriction in the fleet view.
+    world, _ = _world(_scripted(victim_host, **{"workload.may_move_to": ["ivn-a"]}))
+    dc = world.dc
+    fleet = world.telemetry.fleet(3)
+    assert fleet.instance_allowed_ivns is not None
+    assert fleet.instance_allowed_ivns.shape == (len(dc.instance_ids), 2)
+    assert fleet.instance_allowed_ivns[:, 0].all() and not fleet.instance_allowed_ivns[:, 1].any()
+    world.env.run(until=FAIL_AT_S + 3600.0)
+    rows = world.failures.rows
+    assert rows and all(r[2].startswith("ivn-a/") for r in rows)
+    unrestricted, _ = _world(_scripted(victim_host))
+    unrestricted.env.run(until=FAIL_AT_S + 3600.0)
+    assert any(r[2].startswith("ivn-b/") for r in unrestricted.failures.rows)  # the mirror's IVN, else
+    assert unrestricted.telemetry.fleet(3).instance_allowed_ivns is None
