@@ -62,6 +62,8 @@ class FleetSnapshot:
         instance_mirror_ivn: IVN index whose Mirror Store holds each instance's latest complete
             snapshot, ``-1`` when it has none (mirroring off or nothing stored yet).
         instance_mirror_age_s: Age of that snapshot (s); ``inf`` when there is none.
+        ivn_cost_per_gb_hour: Price of hosting one GB of instance memory for an hour in each IVN
+            (``None``: all free).
     """
 
     now_s: float
@@ -88,6 +90,7 @@ class FleetSnapshot:
     host_health: Mapping[str, FloatArray] | None = None
     instance_mirror_ivn: IntArray | None = None
     instance_mirror_age_s: FloatArray | None = None
+    ivn_cost_per_gb_hour: FloatArray | None = None
 
     @property
     def n_hosts(self) -> int:

@@ -50,6 +50,8 @@ class HealthEvacuationPolicy:
             trained on), and ``ratio`` is not used.
         probability: With ``model``: the probability at which a host is evacuated (default: the
             threshold chosen when the model was trained).
+        stay_h: Hours an evacuated instance is expected to stay in its new IVN (prices its hosting).
+        transfer_cost_per_gb: Price of shipping one GB of state between IVNs.
 
     Raises:
         PolicyConfigError: ``ratio`` not a number above 1, a bad ``base``, a ``model`` that cannot be
@@ -65,6 +67,8 @@ class HealthEvacuationPolicy:
         base_params: dict[str, Any] | None = None,
         model: str | None = None,
         probability: float | None = None,
+        stay_h: float = 24.0,
+        transfer_cost_per_gb: float = 0.0,
     ):
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not math.isfinite(ratio) or ratio <= 1:
             raise PolicyConfigError("ratio", f"must be a number above 1, got {ratio!r}")
@@ -83,6 +87,11 @@ class HealthEvacuationPolicy:
                 raise PolicyConfigError("probability", f"must be a number in (0, 1], got {probability!r}")
             if self.model is None:
                 raise PolicyConfigError("probability", "only applies with a failure classifier (model)")
+        for field, value in (("stay_h", stay_h), ("transfer_cost_per_gb", transfer_cost_per_gb)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise PolicyConfigError(field, f"must be a number >= 0, got {value!r}")
+        self.stay_h = float(stay_h)
+        self.transfer_cost_per_gb = float(transfer_cost_per_gb)
         self.probability = (
             float(probability) if probability is not None else (self.model.threshold if self.model else math.nan)
         )
@@ -171,12 +180,16 @@ class HealthEvacuationPolicy:
             assessments={**base.assessments, **assessments},
         )
 
-    @staticmethod
-    def _target_ivns(fleet: FleetSnapshot, risky: np.ndarray) -> np.ndarray:
-        """Per instance, the IVN to move to: its mirror's, else the other IVN with most spare CPU.
+    def _target_ivns(self, fleet: FleetSnapshot, risky: np.ndarray) -> np.ndarray:
+        """Per instance on a risky host, the IVN to move it to: the cheapest expected cost with room.
 
-        ``-1`` when there is nowhere else to go (a single IVN): evacuation inside one IVN is left to
-        the load policy, since any host there may share the failing host's fate (rack, power).
+        Candidates are the other IVNs the instance may run in (evacuation inside one IVN is left to
+        the load policy, since any host there may share the failing host's fate: rack, power). The
+        expected cost of IVN ``j`` is hosting the instance's memory there for ``stay_h`` hours
+        (``ivn_cost_per_gb_hour``) plus shipping its state at ``transfer_cost_per_gb`` — nothing to
+        ship where its mirror already is (the store restores it; only a small delta crosses). IVNs
+        whose spare CPU cannot take the instance are passed over while one can; ties go to the
+        mirror's IVN, then to the most spare CPU. ``-1`` where no other IVN is allowed.
         """
         n_ivn = len(fleet.ivn_names)
         spare = np.zeros(n_ivn)
@@ -185,16 +198,24 @@ class HealthEvacuationPolicy:
         load = fleet.host_request_mips()
         np.add.at(spare, fleet.host_ivn[live], (fleet.host_cpu_capacity_mips - load)[live])
         host_ivn = np.where(fleet.instance_host >= 0, fleet.host_ivn[np.maximum(fleet.instance_host, 0)], -1)
-        out = np.full(fleet.n_instances, -1, dtype=np.int64)
-        for ivn in range(n_ivn):
-            others = [j for j in range(n_ivn) if j != ivn]
-            if others:
-                out[host_ivn == ivn] = max(others, key=lambda j: spare[j])
+        price = fleet.ivn_cost_per_gb_hour if fleet.ivn_cost_per_gb_hour is not None else np.zeros(n_ivn)
         mirror = fleet.instance_mirror_ivn
-        if mirror is not None:
-            use = (mirror >= 0) & (mirror != host_ivn)
-            out[use] = mirror[use]
-        if fleet.instance_allowed_ivns is not None:
-            ok = (out >= 0) & fleet.instance_allowed_ivns[np.arange(fleet.n_instances), np.maximum(out, 0)]
-            out[~ok] = -1
+        out = np.full(fleet.n_instances, -1, dtype=np.int64)
+        for i in np.flatnonzero(np.isin(fleet.instance_host, risky)).tolist():
+            allowed = fleet.instance_allowed_ivns[i] if fleet.instance_allowed_ivns is not None else None
+            others = [j for j in range(n_ivn) if j != host_ivn[i] and (allowed is None or allowed[j])]
+            if not others:
+                continue
+            gb = float(fleet.instance_ram_bytes[i]) / 1e9
+            need = float(fleet.instance_cpu_request_mips[i])
+            mirrored_in = int(mirror[i]) if mirror is not None else -1
+
+            def key(j: int, gb: float = gb, need: float = need, mirrored_in: int = mirrored_in) -> tuple:
+                ship = 0.0 if j == mirrored_in else gb
+                cost = gb * float(price[j]) * self.stay_h + ship * self.transfer_cost_per_gb
+                return (spare[j] < need, cost, j != mirrored_in, -spare[j])
+
+            best = min(others, key=key)
+            out[i] = best
+            spare[best] -= need
         return out

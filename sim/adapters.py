@@ -78,6 +78,7 @@ class SimTelemetry:
             host_pes=dc.host_pes,
             host_health=self.host_health() if self.failures is not None else None,
             instance_allowed_ivns=self._allowed_ivns(),
+            ivn_cost_per_gb_hour=np.array([i.cost_per_gb_hour for i in dc.scenario.topology.ivns], dtype=np.float64),
             **self._mirror_view(),
         )
 

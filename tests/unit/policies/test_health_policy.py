@@ -141,3 +141,47 @@ def test_classifier_parameter_errors_name_the_field(saved_model, tmp_path):
         HealthEvacuationPolicy(model=str(path), probability=1.5)
     with pytest.raises(PolicyConfigError, match="needs readings"):
         HealthEvacuationPolicy(model=str(path)).decide(_fleet({"memory_errors": np.ones(4)}))
+
+
+def _three_ivns(cost, mirror=-1, spare_c=4000.0) -> FleetSnapshot:
+    # vm-0 (4 GB, 500 MIPS) on ivn-a/h0, whose memory errors stand out; one host each in ivn-b, ivn-c
+    return FleetSnapshot(
+        now_s=600.0,
+        ivn_names=("ivn-a", "ivn-b", "ivn-c"),
+        host_ids=("ivn-a/h0", "ivn-a/h1", "ivn-b/h0", "ivn-c/h0"),
+        host_ivn=np.array([0, 0, 1, 2]),
+        host_cpu_capacity_mips=np.array([4000.0, 4000.0, 4000.0, spare_c]),
+        host_pe_mips=np.full(4, 2000.0),
+        host_ram_bytes=np.full(4, 8e9),
+        host_power_w=POWER,
+        host_available=np.ones(4, dtype=bool),
+        instance_ids=("vm-0",),
+        instance_host=np.array([0]),
+        instance_cpu_capacity_mips=np.array([1000.0]),
+        instance_cpu_request_mips=np.array([500.0]),
+        instance_ram_bytes=np.array([4e9]),
+        instance_in_migration=np.zeros(1, dtype=bool),
+        instance_cpu_history=np.full((1, 3), 0.5),
+        host_health={"memory_errors": np.array([50.0, 1.0, 1.0, 1.0])},
+        instance_mirror_ivn=np.array([mirror]),
+        ivn_cost_per_gb_hour=np.asarray(cost, dtype=np.float64),
+    )
+
+
+def _target(fleet: FleetSnapshot, **params) -> str:
+    [move] = HealthEvacuationPolicy(**params).decide(fleet).moves
+    return move.target_ivn
+
+
+def test_the_target_ivn_minimises_expected_cost_subject_to_capacity():
+    assert _target(_three_ivns([0.0, 0.05, 0.01])) == "ivn-c"  # cheaper to host
+    # the mirror in ivn-b saves shipping 4 GB: worth it once shipping costs more than the hosting gap
+    assert _target(_three_ivns([0.0, 0.05, 0.01], mirror=1)) == "ivn-c"  # shipping free by default
+    assert _target(_three_ivns([0.0, 0.05, 0.01], mirror=1), transfer_cost_per_gb=1.0) == "ivn-b"
+    assert _target(_three_ivns([0.0, 0.05, 0.01]), stay_h=0.0) == "ivn-b"  # all free: most spare CPU, first
+    # no room in the cheap IVN (its only host is smaller than the instance's demand): the next one
+    assert _target(_three_ivns([0.0, 0.05, 0.01], spare_c=100.0)) == "ivn-b"
+    # equal prices: the mirror's IVN
+    assert _target(_three_ivns([0.0, 0.01, 0.01], mirror=2)) == "ivn-c"
+    with pytest.raises(PolicyConfigError, match="stay_h"):
+        HealthEvacuationPolicy(stay_h=-1.0)
