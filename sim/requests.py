@@ -84,21 +84,27 @@ def mm1_served_rate(lam: FloatArray, mu: FloatArray, timeout_s: float) -> tuple[
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
-def _interval(lam, mu, length, timeout_s, ln_floor, n_bins):  # type: ignore[no-untyped-def]
-    """Requests arrived and served over ``length`` seconds of an M/M/1 stream, and the served ones' bin.
+def _book(lam, mu, cutover, length, k, timeout_s, ln_floor, group, totals, rate_hist, step_rate_hist):  # type: ignore[no-untyped-def]
+    """Add ``length`` seconds of one M/M/1 stream with rates ``lam``, ``mu`` to step ``k``'s accumulators.
 
-    The formulas of :func:`mm1_served_rate`; the bin is that of the response-time rate ``r`` in the
-    fine histogram (-1 when nothing was served). Scalars only: the loops calling it for thousands of
-    streams would otherwise pay reference counting on every array at every call.
+    The formulas of :func:`mm1_served_rate`. ``totals[k]`` holds ``(arrived, served, failed,
+    failed_cutover)``; the served requests go to the bin of their response-time rate ``r``. Rates
+    come in as scalars: the state tuples are unpacked once by the callers' loops (passing them per
+    call cost reference counting on every array).
     """
     admitted = min(lam, mu)
     r = mu - admitted
     arrived_n = lam * length
     served_n = admitted * -np.expm1(-r * timeout_s) * length
-    b = -1
+    totals[k, 0] += arrived_n
+    totals[k, 1] += served_n
+    totals[k, 2] += arrived_n - served_n
+    if cutover:
+        totals[k, 3] += arrived_n
     if served_n > 0.0:
-        b = min(max(int(np.floor((np.log(r) - ln_floor) / RATE_BIN_LN)), 0), n_bins - 1)
-    return arrived_n, served_n, b
+        b = min(max(int(np.floor((np.log(r) - ln_floor) / RATE_BIN_LN)), 0), rate_hist.shape[0] - 1)
+        rate_hist[b] += served_n
+        step_rate_hist[k, b // group] += served_n
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
@@ -123,7 +129,6 @@ def _refresh(t0, k, instances, all_instances, hosts, load, host_cap, share, dc_s
     lam, mu, failing, since, totals, rate_hist, step_rate_hist = model
     timeout_s, ln_floor, group = params
     n = request.shape[0]
-    n_bins = rate_hist.shape[0]
     if all_instances:
         for h in range(host_cap.shape[0]):
             share[h] = host_cap[h] / max(load[h], host_cap[h])  # 1 unless over-subscribed
@@ -163,15 +168,9 @@ def _refresh(t0, k, instances, all_instances, hosts, load, host_cap, share, dc_s
                 continue
             length = t0 - since[j]
             if length > 0.0 and lam[j] > 0.0:
-                arrived_n, served_n, b = _interval(lam[j], mu[j], length, timeout_s, ln_floor, n_bins)
-                totals[k, 0] += arrived_n
-                totals[k, 1] += served_n
-                totals[k, 2] += arrived_n - served_n
-                if failing[j]:
-                    totals[k, 3] += arrived_n
-                if b >= 0:
-                    rate_hist[b] += served_n
-                    step_rate_hist[k, b // group] += served_n
+                _book(
+                    lam[j], mu[j], failing[j], length, k, timeout_s, ln_floor, group, totals, rate_hist, step_rate_hist
+                )
             lam[j] = new_lam
             mu[j] = new_mu
             failing[j] = new_fail
@@ -184,21 +183,12 @@ def _close_all(t, k, model, params):  # type: ignore[no-untyped-def]
     """Integrate every stream's kept rates up to ``t`` (the streams go on from ``t`` unchanged)."""
     lam, mu, failing, since, totals, rate_hist, step_rate_hist = model
     timeout_s, ln_floor, group = params
-    n_bins = rate_hist.shape[0]
     for j in range(since.shape[0]):
         length = t - since[j]
         since[j] = t
         if length <= 0.0 or lam[j] <= 0.0:
             continue
-        arrived_n, served_n, b = _interval(lam[j], mu[j], length, timeout_s, ln_floor, n_bins)
-        totals[k, 0] += arrived_n
-        totals[k, 1] += served_n
-        totals[k, 2] += arrived_n - served_n
-        if failing[j]:
-            totals[k, 3] += arrived_n
-        if b >= 0:
-            rate_hist[b] += served_n
-            step_rate_hist[k, b // group] += served_n
+        _book(lam[j], mu[j], failing[j], length, k, timeout_s, ln_floor, group, totals, rate_hist, step_rate_hist)
 
 
 class RequestAccounting:
