@@ -154,10 +154,7 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     if args.seeds is not None:
         return _compare_over_seeds(args, settings, variants, overrides)
     prepared = wiring.prepare_comparison(args.scenario, variants=variants, overrides=overrides, settings=settings)
-    results = []
-    for name in policies:
-        with sim_time_bar(f"{prepared.scenarios[name].name}/{name}") as progress:
-            results.append(wiring.run_prepared(prepared, name, progress=progress))
+    results = _run_variants(prepared, policies)
     spec = prepared.scenarios[policies[0]]
     default_name = wiring.results_folder_name(spec.name, "compare-" + "-".join(policies), overrides)
     folder = args.out or settings.results_dir / default_name
@@ -169,6 +166,17 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     print(f"results: {written.folder}")
     print(f"report:  {written.report}")
     return 0
+
+
+def _run_variants(prepared: Any, labels: list[str], suffix: str = "") -> list[Any]:
+    """Run every variant of a prepared comparison in order, each with its progress bar."""
+    from mirrortwin import wiring
+
+    results = []
+    for name in labels:
+        with sim_time_bar(f"{prepared.scenarios[name].name}/{name}{suffix}") as progress:
+            results.append(wiring.run_prepared(prepared, name, progress=progress))
+    return results
 
 
 def _compare_over_seeds(
@@ -193,10 +201,7 @@ def _compare_over_seeds(
     for seed in range(base, base + args.seeds):
         seeded = {**overrides, "seed": seed}
         prepared = wiring.prepare_comparison(args.scenario, variants=variants, overrides=seeded, settings=settings)
-        results = []
-        for name in labels:
-            with sim_time_bar(f"{prepared.scenarios[name].name}/{name}/seed {seed}") as progress:
-                results.append(wiring.run_prepared(prepared, name, progress=progress))
+        results = _run_variants(prepared, labels, suffix=f"/seed {seed}")
         spec = prepared.scenarios[labels[0]]
         if folder is None:
             name = wiring.results_folder_name(spec.name, "compare-" + "-".join(labels), overrides)
