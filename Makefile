@@ -13,7 +13,7 @@ DEMO_SCENARIO := planetlab-20110303
 DEMO_POLICY := threshold
 DEMO_OUT := $(RESULTS)/$(DEMO_SCENARIO)-$(DEMO_POLICY)
 
-.PHONY: install demo test test-fast lint
+.PHONY: install system-packages demo test test-fast lint
 
 install: $(STAMP)
 
@@ -31,10 +31,14 @@ demo: $(STAMP)
 	@echo
 	@echo "The report is $(DEMO_OUT)/report.md (plots and data beside it)."
 
-test: $(STAMP)
+# HAProxy, Redis and borgbackup: the realworld tests run them for real (installed once, if missing).
+system-packages:
+	bash .ci/system-packages
+
+test: $(STAMP) system-packages
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) system-packages
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow and not expensive"
 
 lint: $(STAMP)
