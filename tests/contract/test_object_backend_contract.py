@@ -118,13 +118,19 @@ def test_list_returns_every_key_across_pages(backend: ObjectBackend) -> None:
 def test_list_returns_more_than_a_thousand_keys(make_backend: BackendFactory, moto_s3: MotoS3Server) -> None:
     """S3 caps one ListObjectsV2 page at 1,000 keys; the backend must follow the continuation token."""
     backend = make_backend()
+    list_requests: list[str] = []
     if isinstance(backend, S3Backend):
         backend = S3Backend(backend.bucket, endpoint_url=backend.endpoint_url, client=backend._client)
         assert backend.list_page_size == 1000
+        backend._client.meta.events.register(
+            "before-call.s3.ListObjectsV2", lambda **_: list_requests.append("ListObjectsV2")
+        )
     keys = [f"chunks/{index:05d}" for index in range(1_050)]
     for key in keys:
         backend.put(key, b"")
     assert list(backend.list("chunks/")) == keys
+    if isinstance(backend, S3Backend):
+        assert len(list_requests) == 2  # the server cut the listing at 1,000 and the token fetched the rest
 
 
 def test_size_is_the_stored_byte_count(backend: ObjectBackend) -> None:
