@@ -64,7 +64,14 @@ def test_every_upload_carries_the_content_md5_of_its_body(moto_s3: MotoS3Server)
     assert etag.strip('"') == hashlib.md5(data).hexdigest()
 
 
-def test_concurrent_put_if_absent_has_exactly_one_winner(moto_s3: MotoS3Server) -> None:
+def test_concurrent_put_if_absent_losers_see_false_and_keep_the_winners_bytes(moto_s3: MotoS3Server) -> None:
+    """Eight writers race for one key through conditional PUTs.
+
+    "Exactly one winner" is the server's guarantee (AWS S3 documents it for If-None-Match). moto 5.2.5
+    checks the precondition and then inserts without a lock, so against moto this test can only demand
+    what holds whatever the server's interleaving: at least one writer wins, every 412 becomes False, and
+    the stored bytes are a winner's. In 60 local trials of 8 writers moto never let two win.
+    """
     backend = s3_backend(moto_s3, moto_s3.new_bucket())
     writers = 8
     start = threading.Barrier(writers)
@@ -76,9 +83,10 @@ def test_concurrent_put_if_absent_has_exactly_one_winner(moto_s3: MotoS3Server) 
     with ThreadPoolExecutor(max_workers=writers) as pool:
         results = list(pool.map(write, range(writers)))
 
-    assert results.count(True) == 1
-    winner = results.index(True)
-    assert backend.get("chunks/contended") == f"writer {winner}".encode()
+    winners = [index for index, won in enumerate(results) if won]
+    assert winners
+    assert backend.get("chunks/contended") in {f"writer {index}".encode() for index in winners}
+    assert backend.put_if_absent("chunks/contended", b"late writer") is False
 
 
 def test_head_then_put_fallback_keeps_put_if_absent_semantics(moto_s3: MotoS3Server) -> None:
