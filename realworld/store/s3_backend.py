@@ -85,7 +85,10 @@ class S3Backend:
             raise ValueError(f"list_page_size must be between 1 and 1000, got {list_page_size}")
         normalised_prefix = prefix.strip("/")
         if normalised_prefix:
-            validate_key(normalised_prefix)
+            try:
+                validate_key(normalised_prefix)
+            except ValueError as error:
+                raise ValueError(f"S3 backend prefix {prefix!r} is not key-shaped: {error}") from None
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.prefix = normalised_prefix
@@ -155,7 +158,12 @@ class S3Backend:
             raise self._backend_error("put", key, error) from error
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Write ``data`` unless ``key`` exists; True if this call wrote it."""
+        """Write ``data`` unless ``key`` exists; True if this call wrote it.
+
+        If the server stored the object but its answer was lost (timeout), botocore's retry gets 412 and this
+        returns False although this call wrote it; for content-addressed chunks the stored bytes are right
+        either way, only the dedup count is off by one.
+        """
         object_key = self._object_key(key)
         if not self.conditional_writes:
             return self._put_if_absent_by_head(key, data)
@@ -225,7 +233,7 @@ class S3Backend:
             try:
                 page = self._client.list_objects_v2(**request)
             except (ClientError, BotoCoreError) as error:
-                raise self._backend_error("list", f"{prefix}*", error) from error
+                raise self._backend_error("list", prefix, error, subject="prefix") from error
             for entry in page.get("Contents", []):
                 yield entry["Key"][strip:]
             if not page.get("IsTruncated"):
@@ -275,7 +283,8 @@ class S3Backend:
             return prefix
         return f"{self.prefix}/{prefix}"
 
-    def _backend_error(self, operation: str, key: str, error: Exception) -> BackendError:
+    def _backend_error(self, operation: str, key: str, error: Exception, *, subject: str = "key") -> BackendError:
+        """One message naming operation, key (or list prefix), bucket and endpoint, whatever botocore raised."""
         where = self.endpoint_url or "AWS S3"
         if isinstance(error, ClientError):
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
@@ -283,7 +292,9 @@ class S3Backend:
             reason = f"HTTP {status} {_error_code(error)}: {message}"
         else:
             reason = f"{type(error).__name__}: {error}"
-        return BackendError(f"S3 {operation} of key {key!r} in bucket {self.bucket!r} at {where} failed: {reason}")
+        return BackendError(
+            f"S3 {operation} of {subject} {key!r} in bucket {self.bucket!r} at {where} failed: {reason}"
+        )
 
 
 def _content_md5(data: bytes) -> str:
