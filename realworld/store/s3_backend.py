@@ -49,6 +49,9 @@ few, bounded retries so an unreachable endpoint becomes a BackendError in second
 class S3Backend:
     """An :class:`~realworld.store.backend.ObjectBackend` over one bucket (and optional key prefix) of an S3 API.
 
+    One instance may be shared by the store's threads: boto3 clients are thread-safe and the backend keeps
+    no other mutable state (apart from switching ``conditional_writes`` off once, see ``put_if_absent``).
+
     Args:
         bucket: the bucket; it must exist (the backend never creates buckets, that is an operator decision).
         endpoint_url: the S3-compatible endpoint, e.g. ``http://127.0.0.1:9000``; None means AWS S3.
@@ -225,8 +228,14 @@ class S3Backend:
             raise self._backend_error("delete", key, error) from error
 
     def list(self, prefix: str) -> Iterator[str]:
-        """Yield every key starting with ``prefix`` in sorted order, page by page (continuation tokens)."""
+        """Yield every key starting with ``prefix`` in sorted order, page by page (continuation tokens).
+
+        The prefix is checked now, not at the first ``next()``, so a bad prefix fails where it is passed.
+        """
         object_prefix = self._object_prefix(prefix)
+        return self._list_pages(prefix, object_prefix)
+
+    def _list_pages(self, prefix: str, object_prefix: str) -> Iterator[str]:
         strip = len(self.prefix) + 1 if self.prefix else 0
         request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": object_prefix, "MaxKeys": self.list_page_size}
         while True:
