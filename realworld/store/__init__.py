@@ -1,0 +1,1 @@
+"""The live Mirror Store: content-addressed snapshot chunks and manifests kept in an object backend."""
