@@ -42,6 +42,8 @@ class MirrorSnapshot:
         file_list: Files captured with the state.
         ivn: The IVN whose Mirror Store holds it.
         chain_length: Number of deltas on top of the base needed to restore it.
+        snapshot_id: The store's id of the snapshot (live), so a restore fetches exactly the snapshot
+            the workflow chose even if a newer one lands meanwhile; empty in the twin.
     """
 
     instance_id: str
@@ -51,6 +53,7 @@ class MirrorSnapshot:
     file_list: Sequence[str] = ()
     ivn: str = ""
     chain_length: int = 0
+    snapshot_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

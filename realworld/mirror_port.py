@@ -1,0 +1,93 @@
+"""The live :class:`policies.ports.MirrorStore`: every IVN's Mirror Store service plus the agents.
+
+The migration workflow asks for the latest complete snapshot of an instance in its target IVN; the
+controller changes instances' snapshot intervals. Live, the first is a query to that IVN's Mirror
+Store service (``mirrortwin store serve``) and the second a request to the instance's agent, which
+owns its schedule. This adapter is the only place that knows both.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from policies.records import MirrorSnapshot
+from realworld.agent_control import AgentControlClient, AgentControlError
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotListing(Protocol):
+    """What this adapter needs of a store client (``realworld.store.client.MirrorStoreClient``)."""
+
+    def latest(self, instance_id: str) -> Any:
+        """The latest committed snapshot's info (``SnapshotInfo``) or ``None``."""
+        ...
+
+
+class LiveMirrorStore:
+    """Snapshots from the IVNs' stores, snapshot intervals through the agents.
+
+    Args:
+        stores: Store client per IVN name.
+        agents: Agent control client per logical instance id.
+    """
+
+    def __init__(self, stores: Mapping[str, SnapshotListing], agents: Mapping[str, AgentControlClient]) -> None:
+        self._stores = dict(stores)
+        self._agents = dict(agents)
+        self.interval_changes: list[tuple[str, float]] = []
+
+    def latest_snapshot(self, instance_id: str, ivn: str) -> MirrorSnapshot | None:
+        """The newest committed snapshot of ``instance_id`` in ``ivn``'s store, or ``None``.
+
+        A store that cannot be reached is treated as holding nothing (the workflow then copies the
+        whole state from the source), and logged: a migration away from a failing host should not
+        wait for a store to come back.
+        """
+        store = self._stores.get(ivn)
+        if store is None:
+            return None
+        try:
+            info = store.latest(instance_id)
+        except Exception as exc:  # any client error means "no usable snapshot"; say why
+            log.warning("mirror store of %s: latest(%s) failed: %s", ivn, instance_id, exc)
+            return None
+        if info is None:
+            return None
+        return snapshot_record(info, ivn)
+
+    def set_snapshot_interval(self, instance_id: str, interval_s: float) -> None:
+        """Forward the new interval to the instance's agent (logged, not raised, if it is unreachable)."""
+        if not (math.isfinite(interval_s) and interval_s > 0):
+            raise ValueError(f"interval_s: must be a finite number > 0, got {interval_s!r}")
+        agent = self._agents.get(instance_id)
+        if agent is None:
+            log.warning("no agent for %s; snapshot interval %.0f s not applied", instance_id, interval_s)
+            return
+        try:
+            agent.set_snapshot_interval(interval_s)
+            self.interval_changes.append((instance_id, float(interval_s)))
+        except AgentControlError as exc:
+            log.warning("%s", exc)
+
+
+def snapshot_record(info: Any, ivn: str) -> MirrorSnapshot:
+    """Turn a store client's ``SnapshotInfo`` into the specification's :class:`MirrorSnapshot`.
+
+    ``memory_image`` is the snapshot's logical size (bytes it restores), as in the twin.
+    """
+    process_list: Sequence[str] = tuple(getattr(info, "process_list", ()) or ())
+    file_list: Sequence[str] = tuple(getattr(info, "file_list", ()) or ())
+    return MirrorSnapshot(
+        instance_id=str(info.instance_id),
+        timestamp=float(info.timestamp),
+        memory_image=int(info.logical_bytes),
+        process_list=process_list,
+        file_list=file_list,
+        ivn=ivn,
+        chain_length=0,
+        snapshot_id=str(info.snapshot_id),
+    )
