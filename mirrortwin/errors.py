@@ -6,6 +6,7 @@ building and no policy registry: a bad flag is reported before any of those load
 
 from __future__ import annotations
 
+from mirrortwin.live_config import LiveConfigError
 from mirrortwin.validation import ReferenceError
 from policies.errors import PolicyConfigError
 from scenarios.spec import ScenarioError
@@ -22,6 +23,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     TraceFormatError,
     SimulationError,
     ReferenceError,
+    LiveConfigError,
 )
 
 #: Failures of the environment rather than of the request (a download that did not complete); also

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from policies.records import MirrorSnapshot
@@ -32,12 +32,14 @@ class LiveMirrorStore:
 
     Args:
         stores: Store client per IVN name.
-        agents: Agent control client per logical instance id.
+        agents: The control client of the agent mirroring a logical instance now (``None``: none).
     """
 
-    def __init__(self, stores: Mapping[str, SnapshotListing], agents: Mapping[str, AgentControlClient]) -> None:
+    def __init__(
+        self, stores: Mapping[str, SnapshotListing], agents: Callable[[str], AgentControlClient | None]
+    ) -> None:
         self._stores = dict(stores)
-        self._agents = dict(agents)
+        self._agents = agents
         self.interval_changes: list[tuple[str, float]] = []
 
     def latest_snapshot(self, instance_id: str, ivn: str) -> MirrorSnapshot | None:
@@ -63,7 +65,7 @@ class LiveMirrorStore:
         """Forward the new interval to the instance's agent (logged, not raised, if it is unreachable)."""
         if not (math.isfinite(interval_s) and interval_s > 0):
             raise ValueError(f"interval_s: must be a finite number > 0, got {interval_s!r}")
-        agent = self._agents.get(instance_id)
+        agent = self._agents(instance_id)
         if agent is None:
             log.warning("no agent for %s; snapshot interval %.0f s not applied", instance_id, interval_s)
             return

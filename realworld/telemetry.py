@@ -61,19 +61,17 @@ class LiveHost:
 
 @dataclass(frozen=True, slots=True)
 class LiveInstance:
-    """A logical instance (it keeps its id across migrations) and how to reach its agent.
+    """A logical instance: it keeps its id across migrations, while its process (and agent) change.
 
     Attributes:
         instance_id: Logical id.
         cores: Cores it is allotted (``cpu_util`` is relative to these).
         ram_bytes: Provisioned memory, used until the agent reports resident memory.
-        agent: Its agent's control client, or ``None`` for an instance without a sidecar.
     """
 
     instance_id: str
     cores: float
     ram_bytes: float
-    agent: AgentControlClient | None = None
 
 
 class LiveTelemetry:
@@ -83,6 +81,8 @@ class LiveTelemetry:
         hosts: The fleet's hosts (order fixes the host index in every view).
         ivns: IVN names (order fixes the IVN index).
         instances: Logical instances (order fixes the instance index).
+        agent_of: The control client of the agent mirroring a logical instance *now* (a migration
+            brings a new process with its own agent); ``None`` for an instance without one.
         placement: Returns the host id currently running each logical instance (absent: not running).
         clock: Time of the views.
         health: Host health readings, if any are gathered.
@@ -98,6 +98,7 @@ class LiveTelemetry:
         hosts: Sequence[LiveHost],
         ivns: Sequence[str],
         instances: Sequence[LiveInstance],
+        agent_of: Callable[[str], AgentControlClient | None],
         placement: Callable[[], Mapping[str, str]],
         clock: Clock,
         health: HostHealthSource | None = None,
@@ -114,6 +115,7 @@ class LiveTelemetry:
             raise ValueError(f"hosts: IVN(s) {', '.join(unknown)} not among ivns {list(self.ivns)}")
         if not (math.isfinite(mips_per_core) and mips_per_core > 0):
             raise ValueError(f"mips_per_core: must be > 0, got {mips_per_core!r}")
+        self._agent_of = agent_of
         self._placement = placement
         self._clock = clock
         self._health = health
@@ -129,10 +131,11 @@ class LiveTelemetry:
     def poll(self) -> None:
         """Fetch new samples from every agent (the controller does this once per tick via :meth:`fleet`)."""
         for inst in self.instances:
-            if inst.agent is None:
+            agent = self._agent_of(inst.instance_id)
+            if agent is None:
                 continue
             try:
-                samples: Sequence[AgentSample] = inst.agent.samples(self._seen_until[inst.instance_id])
+                samples: Sequence[AgentSample] = agent.samples(self._seen_until[inst.instance_id])
             except AgentControlError as exc:
                 log.warning("telemetry: %s", exc)
                 continue

@@ -43,8 +43,9 @@ HOSTS = [LiveHost("a/h0", "ivn-a", 2, 4e9), LiveHost("a/h1", "ivn-a", 2, 4e9), L
 
 
 def make(agents, placement, health=None):
-    instances = [LiveInstance(f"vm{i}", 1, 1e9, agent) for i, agent in enumerate(agents)]
-    return LiveTelemetry(hosts=HOSTS, ivns=["ivn-a", "ivn-b"], instances=instances,
+    instances = [LiveInstance(f"vm{i}", 1, 1e9) for i in range(len(agents))]
+    by_id = {f"vm{i}": agent for i, agent in enumerate(agents)}
+    return LiveTelemetry(hosts=HOSTS, ivns=["ivn-a", "ivn-b"], instances=instances, agent_of=by_id.get,
                          placement=lambda: placement, clock=Clock(), health=health)
 
 
@@ -72,7 +73,7 @@ def test_an_unreachable_agent_leaves_the_view_intact():
 def test_unknown_hosts_and_ivns_are_named():
     with pytest.raises(ValueError, match="IVN"):
         LiveTelemetry(hosts=[LiveHost("x", "ivn-z", 1, 1)], ivns=["ivn-a"], instances=[],
-                      placement=dict, clock=Clock())
+                      agent_of=lambda _: None, placement=dict, clock=Clock())
     with pytest.raises(ValueError, match="unknown host 'nowhere'"):
         make([None], {"vm0": "nowhere"}).fleet(2)
 
@@ -132,7 +133,7 @@ class FakeStoreClient:
 def test_live_mirror_store_maps_store_info_to_the_specification_record_and_forwards_intervals():
     agent = FakeAgent()
     port = LiveMirrorStore({"ivn-b": FakeStoreClient(FakeInfo()), "ivn-c": FakeStoreClient(error=OSError("down"))},
-                           {"vm0": agent})
+                           {"vm0": agent}.get)
     snap = port.latest_snapshot("vm0", "ivn-b")
     assert (snap.instance_id, snap.timestamp, snap.memory_image, snap.ivn, snap.snapshot_id) == (
         "vm0", 12.5, 4096, "ivn-b", "s-1")
