@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from mirrortwin import control_cli
 from mirrortwin.config import Settings, load_settings
 
 PROG = "mirrortwin"
@@ -451,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     traces = commands.add_parser("traces", help="trace sets: list, download")
     traces_sub = traces.add_subparsers(dest="action", required=True, metavar="ACTION")
     traces_sub.add_parser("list", help="list downloadable trace sets").set_defaults(func=cmd_traces_list)
+    control_cli.register(commands)
     download = traces_sub.add_parser("download", help="download a trace set into the user cache")
     download.add_argument("name", metavar="NAME", help="trace set name (see 'mirrortwin traces list')")
     download.add_argument("--mirror", metavar="URL", help="base URL of a mirror to download from instead")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from policies.records import MirrorSnapshot
@@ -31,14 +31,18 @@ class LiveMirrorStore:
     """Snapshots from the IVNs' stores, snapshot intervals through the agents.
 
     Args:
-        stores: Store client per IVN name.
+        stores: The store client to ask for an instance's snapshots in an IVN, as
+            ``stores(ivn, instance_id)`` (a store keeps each tenant's snapshots apart, and the tenant is
+            the IVN the instance was mirrored from), or ``None`` when that IVN has no store.
         agents: The control client of the agent mirroring a logical instance now (``None``: none).
     """
 
     def __init__(
-        self, stores: Mapping[str, SnapshotListing], agents: Callable[[str], AgentControlClient | None]
+        self,
+        stores: Callable[[str, str], SnapshotListing | None],
+        agents: Callable[[str], AgentControlClient | None],
     ) -> None:
-        self._stores = dict(stores)
+        self._stores = stores
         self._agents = agents
         self.interval_changes: list[tuple[str, float]] = []
 
@@ -49,10 +53,10 @@ class LiveMirrorStore:
         whole state from the source), and logged: a migration away from a failing host should not
         wait for a store to come back.
         """
-        store = self._stores.get(ivn)
-        if store is None:
-            return None
         try:
+            store = self._stores(ivn, instance_id)
+            if store is None:
+                return None
             info = store.latest(instance_id)
         except Exception as exc:  # any client error means "no usable snapshot"; say why
             log.warning("mirror store of %s: latest(%s) failed: %s", ivn, instance_id, exc)

@@ -132,8 +132,8 @@ class FakeStoreClient:
 
 def test_live_mirror_store_maps_store_info_to_the_specification_record_and_forwards_intervals():
     agent = FakeAgent()
-    port = LiveMirrorStore({"ivn-b": FakeStoreClient(FakeInfo()), "ivn-c": FakeStoreClient(error=OSError("down"))},
-                           {"vm0": agent}.get)
+    stores = {"ivn-b": FakeStoreClient(FakeInfo()), "ivn-c": FakeStoreClient(error=OSError("down"))}
+    port = LiveMirrorStore(lambda ivn, instance_id: stores.get(ivn), {"vm0": agent}.get)
     snap = port.latest_snapshot("vm0", "ivn-b")
     assert (snap.instance_id, snap.timestamp, snap.memory_image, snap.ivn, snap.snapshot_id) == (
         "vm0", 12.5, 4096, "ivn-b", "s-1")
