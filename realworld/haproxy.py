@@ -207,6 +207,8 @@ class HAProxyLoadBalancer:
         self._workdir: Path | None = None
         self._files: list[Path] = []
         self._workdir_created = False
+        self._haproxy_bin = HAPROXY_BIN
+        self._stats_port = 0
         self.stats_url: str | None = None
 
     # ----------------------------------------------------------------------------------- life cycle

@@ -253,7 +253,8 @@ class IvnNetworks:
             hosts = subnet.hosts()
             gateway, address = str(next(hosts)), str(next(hosts))
             _run(["ip", "addr", "add", f"{gateway}/{subnet.prefixlen}", "dev", host_veth], what=what)
-        _run(["ip", "link", "set", host_veth, "up"], what=what)
+            # Up inside the lock: the subnet's route appears with the link, and only then do other runs see it.
+            _run(["ip", "link", "set", host_veth, "up"], what=what)
         netns = ["ip", "-n", namespace]
         _run([*netns, "addr", "add", f"{address}/{subnet.prefixlen}", "dev", ns_veth], what=what)
         _run([*netns, "link", "set", ns_veth, "up"], what=what)

@@ -12,7 +12,7 @@ import pytest
 
 from mirrortwin.config import load_settings
 from realworld.ivn import IvnError, IvnNetworks, cleanup_leftovers, netns_available
-from tests.live_processes import wait_for_port
+from tests.live_processes import REPO_ROOT, wait_for_port
 
 SERVER = (
     "import socket,sys\ns=socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
@@ -113,3 +113,23 @@ def test_bad_settings_and_unknown_ivns_are_named() -> None:
         IvnNetworks(["A", "A"])
     with IvnNetworks(["A"], mode="loopback") as ivns, pytest.raises(IvnError, match="unknown IVN 'Z'"):
         ivns.addresses("Z")
+
+
+PARALLEL_RUN = """
+import sys, time
+from realworld.ivn import IvnNetworks
+with IvnNetworks(["A", "B"], mode="netns") as ivns:
+    print(" ".join(ivns.addresses(name).subnet for name in ("A", "B")), flush=True)
+    time.sleep(1.0)
+"""
+
+
+def test_parallel_runs_never_share_a_subnet(networks: IvnNetworks) -> None:
+    runs = [
+        subprocess.Popen([sys.executable, "-c", PARALLEL_RUN], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+        for _ in range(3)
+    ]
+    subnets = [subnet for run in runs for subnet in run.communicate(timeout=60)[0].split()]
+    assert all(run.returncode == 0 for run in runs)
+    ours = [networks.addresses("A").subnet, networks.addresses("B").subnet]
+    assert len(subnets) == 6 and len(set(subnets + ours)) == 8
