@@ -292,6 +292,37 @@ class HAProxyLoadBalancer:
         lb.command("show info", ok=())
         return lb
 
+    def adopt_service(self, instance_id: str, backend_ids: list[str]) -> None:
+        """Take over control of ``instance_id``'s service in an attached HAProxy.
+
+        Names are one-way derivations of ids, so the caller says which backend ids to expect; each must
+        exist as a server of the instance's proxy. Address, port, weight and state are read from HAProxy.
+
+        Raises:
+            LoadBalancerError: When the proxy or one of the servers is not in HAProxy.
+        """
+        proxy = haproxy_name("svc_", instance_id)
+        rows = {row["svname"]: row for row in self._stat_rows() if row["pxname"] == proxy}
+        if not rows:
+            raise LoadBalancerError(f"adopt_service: HAProxy has no proxy {proxy} for instance {instance_id!r}")
+        service = Service(instance_id, proxy, "", 0, "tcp", HealthSpec("tcp"))
+        for backend_id in backend_ids:
+            name = haproxy_name("s_", backend_id)
+            row = rows.get(name)
+            if row is None:
+                raise LoadBalancerError(f"adopt_service: no server {proxy}/{name} for backend {backend_id!r}")
+            address, _, port = row["addr"].rpartition(":")
+            status = row["status"].split()[0]
+            admin: ServerAdmin = "maint" if status == "MAINT" else "drain" if status == "DRAIN" else "ready"
+            service.servers[backend_id] = ServerState(
+                backend_id, name, address, int(port or 0), int(row["weight"] or 0), admin
+            )
+        with self._lock:
+            self._services[proxy] = service
+            for backend_id in backend_ids:
+                self._service_of_backend[backend_id] = proxy
+            self._service_of_backend.setdefault(instance_id, proxy)
+
     def _launch(self, ready_timeout_s: float) -> None:
         assert self._workdir is not None
         config = self._workdir / "haproxy.cfg"
@@ -680,16 +711,37 @@ class HAProxyLoadBalancer:
         if instance_id not in service.servers:
             raise LoadBalancerError(f"rollback: {instance_id!r} is not a server of its own service")
         self._set_server(service, service.servers[instance_id], WEIGHT_TOTAL, "ready")
-        replacement = service.servers.get(replacement_id)
-        if replacement is None:
-            return  # never registered (the restore failed early): nothing to take out
-        target = f"{service.proxy}/{replacement.name}"
-        self._set_server(service, replacement, 0, "maint")
+        if replacement_id in service.servers:  # absent when the restore failed before registering it
+            self._delete_server(service, replacement_id)
+
+    def remove_backend(self, backend_id: str) -> None:
+        """Take ``backend_id`` out for good: maintenance, sessions shut down, server deleted.
+
+        Why: after a redirect the old server stays drained (and failing its checks once decommissioned);
+        the composition root removes it once the provider has decommissioned the instance.
+
+        Raises:
+            LoadBalancerError: When the backend is unknown or is the only server left of its service.
+        """
+        with self._lock:
+            proxy = self._service_of_backend.get(backend_id)
+            service = self._services.get(proxy) if proxy else None
+        if service is None or backend_id not in service.servers:
+            raise LoadBalancerError(f"remove_backend: unknown backend {backend_id!r}")
+        if len(service.servers) == 1:
+            raise LoadBalancerError(f"remove_backend: {backend_id!r} is the last server of {service.instance_id!r}")
+        self._delete_server(service, backend_id)
+
+    def _delete_server(self, service: Service, backend_id: str) -> None:
+        server = service.servers[backend_id]
+        target = f"{service.proxy}/{server.name}"
+        self._set_server(service, server, 0, "maint")
         self.command(f"shutdown sessions server {target}")
         self.command(f"del server {target}", ok=("Server deleted.",))
         with self._lock:
-            service.servers.pop(replacement_id, None)
-            self._service_of_backend.pop(replacement_id, None)
+            service.servers.pop(backend_id, None)
+            if self._service_of_backend.get(backend_id) == service.proxy and backend_id != service.instance_id:
+                self._service_of_backend.pop(backend_id, None)
 
     # ----------------------------------------------------------------------------------- observation
 

@@ -173,3 +173,27 @@ def test_close_stops_haproxy_and_removes_its_files(
     balancer.close()
     assert process.poll() is not None
     assert not workdir.exists()
+
+
+def test_after_redirect_the_old_server_can_be_removed(lb: HAProxyLoadBalancer) -> None:
+    assert wait(lb.check_health("a@B#1"))
+    lb.redirect("a", "a@B#1")
+    lb.remove_backend("a")
+    assert lb.serving("a@B#1") == {"a@B#1"}
+    assert lb.serving("a") == {"a@B#1"}  # the service keeps its name
+    with pytest.raises(LoadBalancerError, match="last server"):
+        lb.remove_backend("a@B#1")
+    assert get_names(front_port(lb), 10) == {"b": 10}
+
+
+def test_an_attached_adapter_drives_the_same_haproxy(lb: HAProxyLoadBalancer) -> None:
+    assert wait(lb.check_health("a@B#1"))
+    with HAProxyLoadBalancer.attach(lb.socket_path) as attached:
+        with pytest.raises(LoadBalancerError, match=r"no server .* for backend 'ghost'"):
+            attached.adopt_service("a", ["a", "ghost"])
+        attached.adopt_service("a", ["a", "a@B#1"])
+        attached.set_weights("a", {"a": 0.25, "a@B#1": 0.75})
+        assert lb.weights("a") == {"a": 0.25, "a@B#1": 0.75}
+        attached.redirect("a", "a@B#1")
+    assert lb._process is not None and lb._process.poll() is None  # closing an attached adapter stops nothing
+    assert lb.serving("a") == {"a@B#1"}
