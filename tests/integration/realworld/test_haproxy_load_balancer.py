@@ -68,7 +68,6 @@ def test_integer_weights_sum_exactly_and_keep_positive_shares() -> None:
         integer_weights({"a": 0.5})
 
 
-@pytest.mark.slow
 def test_weights_split_requests_as_asked(lb: HAProxyLoadBalancer) -> None:
     port = front_port(lb)
     lb.set_weights("a", {"a": 0.9, "a@B#1": 0.1})
@@ -161,6 +160,13 @@ def test_bad_requests_raise_one_clear_error(lb: HAProxyLoadBalancer) -> None:
         lb.register_backend("a", "a@B#1", "127.0.0.1", 1)
     with pytest.raises(ValueError, match="health:"):
         lb.add_service("x", "127.0.0.1", 1, server_address="127.0.0.1", server_port=2, health="icmp")
+
+
+def test_the_stats_page_is_served_on_loopback_for_humans(lb: HAProxyLoadBalancer) -> None:
+    assert lb.stats_url is not None and lb.stats_url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(lb.stats_url, timeout=5) as response:
+        assert response.status == 200
+        assert lb.server_status("a@B#1")["pxname"].encode() in response.read()
 
 
 def test_close_stops_haproxy_and_removes_its_files(

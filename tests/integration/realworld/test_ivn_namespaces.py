@@ -23,13 +23,18 @@ CLIENT = (
 )
 
 
-@pytest.fixture
-def networks() -> Iterator[IvnNetworks]:
+def require_netns() -> None:
+    """Skip without root/netns, except under CI=true, where that is a failure."""
     available, why = netns_available()
     if not available:
         if load_settings().ci:
             pytest.fail(f"network namespaces are required under CI=true: {why}")
         pytest.skip(f"network namespaces unavailable: {why}")
+
+
+@pytest.fixture
+def networks() -> Iterator[IvnNetworks]:
+    require_netns()
     with IvnNetworks(["A", "B"], mode="netns") as ivns:
         yield ivns
 
@@ -73,8 +78,7 @@ def test_a_process_in_ivn_b_reaches_a_server_in_ivn_a(networks: IvnNetworks) -> 
 
 
 def test_ivns_get_distinct_subnets_and_close_removes_everything() -> None:
-    if not netns_available()[0]:
-        pytest.skip("network namespaces unavailable")
+    require_netns()
     ivns = IvnNetworks(["x", "y"], mode="netns").create()
     a, b = ivns.addresses("x"), ivns.addresses("y")
     assert a.subnet != b.subnet
