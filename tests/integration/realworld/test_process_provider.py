@@ -223,3 +223,20 @@ def test_bad_templates_are_refused_naming_the_field() -> None:
         AppTemplate("x", ["server", "{prot}"])
     with pytest.raises(ValueError, match="cpu_cores"):
         AppTemplate("x", ["server"], cpu_cores=0)
+
+
+@pytest.mark.slow
+def test_the_loopback_fallback_runs_the_same_instances(tmp_path: Path) -> None:
+    capacity = {"A": {"a1": HostBudget(2.0, 2**30)}, "B": {"b1": HostBudget(2.0, 2**30)}}
+    with (
+        IvnNetworks(["A", "B"], mode="loopback") as networks,
+        LocalProcessProvider(networks, tmp_path / "work", capacity) as live,
+    ):
+        template = redis_template(tmp_path / "snapshots", catch_up=True)
+        snapshot = seed_source(live, template, tmp_path / "snapshots")
+        replacement = live.record(str(wait(live.create_from_snapshot("r", snapshot, "B", None))))
+        assert (live.record("r").address, replacement.address) == ("127.0.1.1", "127.0.2.1")
+        client = redis.Redis(replacement.address, replacement.port, socket_timeout=5)
+        assert client.get("before:0") == b"0" and client.get("after:0") == b"0"
+        wait(live.decommission(replacement.instance_id))
+        assert not pid_alive(replacement.pid)
