@@ -432,6 +432,9 @@ class HAProxyLoadBalancer:
             "global",
             f"    stats socket {self._workdir / 'admin.sock'} mode 600 level admin expose-fd listeners",
             "    stats timeout 30s",
+            # After a reload the old worker keeps its connections, out of reach of the runtime API (which
+            # talks to the new worker); bound how long such connections may live on old weights.
+            "    hard-stop-after 30s",
             "",
             "defaults",
             "    timeout connect 2s",

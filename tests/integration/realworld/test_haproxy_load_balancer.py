@@ -203,3 +203,24 @@ def test_an_attached_adapter_drives_the_same_haproxy(lb: HAProxyLoadBalancer) ->
         attached.redirect("a", "a@B#1")
     assert lb._process is not None and lb._process.poll() is None  # closing an attached adapter stops nothing
     assert lb.serving("a") == {"a@B#1"}
+
+
+def test_adding_a_service_reloads_without_losing_runtime_state(
+    lb: HAProxyLoadBalancer, named_backends: list[NamedBackend]
+) -> None:
+    lb.set_weights("a", {"a": 0.25, "a@B#1": 0.75})
+    c = named_backends[2]
+    lb.add_service(
+        "c",
+        "127.0.0.1",
+        free_tcp_port("127.0.0.1"),
+        mode="http",
+        server_address=c.address,
+        server_port=c.port,
+        health="http:/",
+    )
+    assert wait(lb.check_health("a@B#1")) and wait(lb.check_health("c"))
+    assert lb.weights("a") == {"a": 0.25, "a@B#1": 0.75}  # the dynamic server and its weight survived
+    assert get_names(lb.frontend("c")[1], 5) == {"c": 5}
+    lb.rollback("a", "a@B#1")  # a server written into the config by the reload can still be deleted
+    assert lb.serving("a") == {"a"}
