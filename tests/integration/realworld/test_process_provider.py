@@ -39,6 +39,8 @@ REDIS_ARGV = (
     "no",
     "--protected-mode",  # it listens only on our namespace's veth address; clients come from other IVNs
     "no",
+    "--repl-diskless-sync-delay",  # Redis 7 waits 5 s for more replicas before a full sync; we have one
+    "0",
 )
 KEYS = 50
 
