@@ -123,7 +123,6 @@ def seed_source(provider: LocalProcessProvider, template: AppTemplate, snapshot_
     return MirrorSnapshot("r", 1000.0, size, ("redis-server",), ("dump.rdb",), "B")
 
 
-@pytest.mark.slow
 def test_replacement_restored_from_snapshot_serves_the_snapshot_state(
     tmp_path: Path, provider: tuple[LocalProcessProvider, list[InstanceRecord]]
 ) -> None:
@@ -151,7 +150,6 @@ def test_replacement_restored_from_snapshot_serves_the_snapshot_state(
     assert live.has_capacity("B", "r")
 
 
-@pytest.mark.slow
 def test_catch_up_brings_the_replacement_level_with_the_source(
     tmp_path: Path, provider: tuple[LocalProcessProvider, list[InstanceRecord]]
 ) -> None:
@@ -227,7 +225,6 @@ def test_bad_templates_are_refused_naming_the_field() -> None:
         AppTemplate("x", ["server"], cpu_cores=0)
 
 
-@pytest.mark.slow
 def test_the_loopback_fallback_runs_the_same_instances(tmp_path: Path) -> None:
     capacity = {"A": {"a1": HostBudget(2.0, 2**30)}, "B": {"b1": HostBudget(2.0, 2**30)}}
     with (

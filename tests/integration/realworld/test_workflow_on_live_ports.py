@@ -127,7 +127,6 @@ def migrate(live: Live) -> Any:
     return drive_on_wall_clock(initiate_migration("r", "B", risk=risk, ports=ports, settings=SETTINGS))
 
 
-@pytest.mark.slow
 def test_redis_moves_to_ivn_b_and_keeps_every_key(live: Live) -> None:
     source_pid = live.provider.record("r").pid
     result = migrate(live)
@@ -144,7 +143,6 @@ def test_redis_moves_to_ivn_b_and_keeps_every_key(live: Live) -> None:
         os.kill(source_pid, 0)
 
 
-@pytest.mark.slow
 def test_unhealthy_replacement_is_rolled_back_and_the_source_keeps_serving(live_broken: Live) -> None:
     result = migrate(live_broken)
     assert result.outcome is MigrationOutcome.ROLLED_BACK
