@@ -107,3 +107,35 @@ def replicate_until_in_sync(
 def promote(address: str, port: int) -> None:
     """Stop replicating and accept writes (``REPLICAOF NO ONE``): the replica becomes the writer."""
     redis_command(address, port, "REPLICAOF", "NO", "ONE")
+
+
+def pause_writes(address: str, port: int, pause_ms: int) -> None:
+    """Hold every write command on the server for up to ``pause_ms`` (``CLIENT PAUSE ... WRITE``).
+
+    Reads go on; writes block (they are not refused), so a client sees latency, not errors, while the
+    replica takes over.
+    """
+    redis_command(address, port, "CLIENT", "PAUSE", str(pause_ms), "WRITE")
+
+
+def wait_until_level(source: tuple[str, int], replica: tuple[str, int], *, timeout_s: float = 10.0) -> int:
+    """Wait until ``replica`` has processed everything ``source`` has (call with source writes paused).
+
+    Returns:
+        The common offset.
+
+    Raises:
+        TimeoutError: When the replica does not reach the source's offset in time.
+    """
+    target = int(replication_info(*source).get("master_repl_offset", "0"))
+    deadline = time.monotonic() + timeout_s
+    reached = -1
+    while time.monotonic() < deadline:
+        state = replication_info(*replica)
+        reached = int(state.get("slave_repl_offset", "-1"))
+        if state.get("master_link_status") == "up" and reached >= target:
+            return reached
+        time.sleep(0.005)
+    raise TimeoutError(
+        f"replica {replica[0]}:{replica[1]} at offset {reached}, source at {target} after {timeout_s:g} s"
+    )

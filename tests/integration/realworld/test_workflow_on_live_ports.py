@@ -8,7 +8,9 @@ driver runs the workflow generator (the lead's live controller owns the real one
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from policies.workflow import MigrationPorts, WorkflowSettings, initiate_migrati
 from realworld.haproxy import HAProxyLoadBalancer, free_tcp_port
 from realworld.ivn import IvnNetworks
 from realworld.process_provider import HostBudget, InstanceRecord, LocalProcessProvider
-from realworld.redis_protocol import promote
+from realworld.redis_switch import redis_redirect_hook
 from tests.integration.realworld.test_process_provider import KEYS, redis_template, seed_source
 
 SETTINGS = WorkflowSettings(risk_threshold=0.5, traffic_steps=(0.5, 1.0), dwell_s=0.2)
@@ -84,14 +86,15 @@ class Live:
 def start_live(tmp_path: Path, haproxy: str, *, announce_wrong_port: bool) -> Iterator[Live]:
     announced: list[InstanceRecord] = []
 
-    def promote_then_switch(instance_id: str, replacement_id: str, switch: Any) -> None:
-        replacement = provider.record(replacement_id)
-        promote(replacement.address, replacement.port)
-        switch()
+    def endpoint_of(instance_id: str) -> tuple[str, int]:
+        record = provider.record(instance_id)
+        return record.address, record.port
 
     with (
         IvnNetworks(["A", "B"]) as networks,
-        HAProxyLoadBalancer.start(tmp_path / "lb", haproxy_bin=haproxy, redirect_hook=promote_then_switch) as lb,
+        HAProxyLoadBalancer.start(
+            tmp_path / "lb", haproxy_bin=haproxy, redirect_hook=redis_redirect_hook(endpoint_of)
+        ) as lb,
     ):
 
         def register(instance_id: str, record: InstanceRecord) -> None:
@@ -152,3 +155,41 @@ def test_unhealthy_replacement_is_rolled_back_and_the_source_keeps_serving(live_
     client = redis.Redis(*live_broken.front, socket_timeout=5)
     client.set("after-rollback", "yes")
     assert client.get("after-rollback") == b"yes" and client.get("before:2") == b"2"
+
+
+def test_writes_through_haproxy_during_the_migration_are_never_lost(live: Live) -> None:
+    """A bounded writer keeps writing through HAProxy (retrying on errors) while the workflow runs."""
+    acknowledged: list[str] = []
+    acknowledged_at: list[float] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        client = redis.Redis(*live.front, socket_timeout=2)
+        for i in range(20_000):  # bounded in count; stopped as soon as the workflow is done
+            if stop.is_set():
+                return
+            try:
+                client.set(f"load:{i}", i)
+                acknowledged.append(f"load:{i}")
+                acknowledged_at.append(time.monotonic())
+            except redis.RedisError as exc:
+                failures.append(type(exc).__name__)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        result = migrate(live)
+    finally:
+        time.sleep(0.2)
+        stop.set()
+        thread.join(timeout=30)
+    assert result.outcome is MigrationOutcome.SUCCEEDED, result.reason
+    client = redis.Redis(*live.front, socket_timeout=5)
+    values = client.mget(acknowledged) if acknowledged else []
+    missing = [key for key, value in zip(acknowledged, values, strict=True) if value is None]
+    gap = max((b - a for a, b in itertools.pairwise(acknowledged_at)), default=0.0)
+    print(f"acknowledged {len(acknowledged)} writes, {len(failures)} failed attempts {sorted(set(failures))}, ")
+    print(f"longest gap between acknowledged writes {gap:.3f} s")
+    assert acknowledged and missing == []
