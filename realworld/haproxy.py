@@ -246,7 +246,9 @@ class HAProxyLoadBalancer:
         """
         if not Path(haproxy_bin).exists():
             raise LoadBalancerError(f"haproxy_bin: {haproxy_bin} does not exist (install the haproxy package)")
-        workdir = Path(workdir)
+        workdir = Path(workdir).absolute()
+        if len(str(workdir / "master.sock")) > 100:  # unix socket paths are limited to 108 bytes
+            raise LoadBalancerError(f"workdir: {workdir} is too long for HAProxy's unix sockets (keep it < 90 chars)")
         created = not workdir.exists()
         workdir.mkdir(parents=True, exist_ok=True)
         lb = cls(

@@ -224,3 +224,9 @@ def test_adding_a_service_reloads_without_losing_runtime_state(
     assert get_names(lb.frontend("c")[1], 5) == {"c": 5}
     lb.rollback("a", "a@B#1")  # a server written into the config by the reload can still be deleted
     assert lb.serving("a") == {"a"}
+
+
+def test_a_workdir_too_long_for_unix_sockets_is_refused_by_name(tmp_path: Path, haproxy_bin: str) -> None:
+    with pytest.raises(LoadBalancerError, match=r"workdir: .* too long"):
+        HAProxyLoadBalancer.start(tmp_path / ("x" * 120), haproxy_bin=haproxy_bin)
+    assert not (tmp_path / ("x" * 120)).exists()
