@@ -5,10 +5,11 @@ how to restore a mirror snapshot into a data directory, how to catch up with the
 resource footprint). :class:`LocalProcessProvider` launches the initial instances, creates replacements
 from mirror snapshots in another IVN, decommissions, and accounts capacity per IVN "host".
 
-What a same-IVN live migration means here: on one machine an IVN's "hosts" are resource budgets, not
-machines. :meth:`LocalProcessProvider.live_migrate` therefore only re-accounts the instance's cores and
-memory to the target host slot; the process keeps running where it is and no state is copied. It says so
-in the log and in the docs (``docs/realworld-network.md``) rather than pretending a copy happened.
+What a same-IVN live migration means here: on one machine an IVN's "hosts" are resource slots, not
+machines. :meth:`LocalProcessProvider.live_migrate` re-accounts the instance's cores and memory to the
+target slot and, when slots have CPU sets, re-pins the process's threads onto the target's CPUs; the
+process is never restarted and no state is copied. It says so in the log and in the docs
+(``docs/realworld-network.md``) rather than pretending a copy happened.
 """
 
 from __future__ import annotations
@@ -199,10 +200,19 @@ class AppTemplate:
 
 @dataclass(frozen=True, slots=True)
 class HostBudget:
-    """Resources of one IVN "host" slot on this machine (what ``has_capacity`` checks against)."""
+    """Resources of one IVN "host" slot on this machine (what ``has_capacity`` checks against).
+
+    Attributes:
+        cpu_cores: Cores the slot offers to instances.
+        memory_bytes: Memory the slot offers.
+        cpus: CPU numbers the slot's processes are pinned to (every thread, via ``sched_setaffinity``);
+            empty means no pinning. With CPUs, a same-IVN live migration really moves the process onto
+            the target slot's CPUs.
+    """
 
     cpu_cores: float
     memory_bytes: int
+    cpus: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -243,8 +253,15 @@ class LocalProcessProvider:
         start_to_healthy_s: float = 2.0,
         runner: OperationRunner | None = None,
     ) -> None:
-        for ivn in capacity:
+        usable = os.sched_getaffinity(0)
+        for ivn, hosts in capacity.items():
             networks.addresses(ivn)  # raises naming an unknown IVN
+            for host, budget in hosts.items():
+                if not set(budget.cpus) <= usable:
+                    raise ValueError(
+                        f"capacity[{ivn!r}][{host!r}].cpus: {sorted(set(budget.cpus) - usable)} not usable here "
+                        f"(this process may use {sorted(usable)})"
+                    )
         self.networks = networks
         self.workdir = Path(workdir)
         self.capacity = {ivn: dict(hosts) for ivn, hosts in capacity.items()}
@@ -403,6 +420,7 @@ class LocalProcessProvider:
         try:
             running = self._start(instance_id, template, ivn, chosen, data_dir)
             self._wait_healthy(running)
+            self._pin(running)
         except BaseException:
             self._stop(instance_id, remove_data=False)
             raise
@@ -458,6 +476,7 @@ class LocalProcessProvider:
             restored_bytes = _tree_size(data_dir)
             running = self._start(replacement, template, ivn, host, data_dir)
             healthy_s = self._wait_healthy(running)
+            self._pin(running)
             if template.catch_up is not None:
                 try:
                     template.catch_up(replace(source.record), replace(running.record))
@@ -502,17 +521,21 @@ class LocalProcessProvider:
         self._release(instance_id)
 
     def live_migrate(self, moves: Sequence[Move]) -> Sequence[FutureOperation[bool]]:
-        """Re-account each instance's resources to its target host slot in the same IVN (no copy happens).
+        """Move each instance to its target host slot in the same IVN: re-account, and re-pin when pinned.
 
-        On one machine an IVN's hosts are budgets, so the process keeps running untouched. A move is
-        refused (False) when the target is another IVN (that is the migration workflow's job), the host
-        is unknown or full, or the instance is unknown.
+        On one machine an IVN's hosts are resource slots. The instance's cores and memory are accounted
+        to the target slot; when the slot has ``cpus``, every thread of the process is re-pinned onto
+        them, so the process really runs elsewhere afterwards. The process is never restarted and no
+        state is copied (same pid, address, port, memory). A move is refused (False) when the target is
+        another IVN (that is the migration workflow's job), the host is unknown or full, or the
+        instance is unknown.
         """
         results: list[FutureOperation[bool]] = []
         for move in moves:
             label = f"live-migrate {move.instance_id} -> {move.target_host}"
             with self._lock:
                 slot = self._slots.get(move.instance_id)
+                running = self._instances.get(move.instance_id)
                 ok = (
                     slot is not None
                     and move.target_ivn == slot[0]
@@ -521,14 +544,32 @@ class LocalProcessProvider:
                 )
                 if ok and slot is not None and move.target_host is not None:
                     self._slots[move.instance_id] = (slot[0], move.target_host, slot[2])
-                    running = self._instances.get(move.instance_id)
                     if running is not None:
                         running.record.host = move.target_host
-            logger.info(
-                "%s: %s (slot re-accounted only; the process was not moved)", label, "done" if ok else "refused"
-            )
+            cpus = self._pin(running) if ok and running is not None else ()
+            what = f"re-pinned to CPUs {list(cpus)}" if cpus else "slot re-accounted only; the process was not moved"
+            logger.info("%s: %s (%s; no state copied)", label, "done" if ok else "refused", what)
             results.append(completed(label, ok))
         return results
+
+    def _pin(self, running: _Running) -> tuple[int, ...]:
+        """Pin every thread of the instance to its host slot's CPUs; return them (empty: no pinning).
+
+        Threads are pinned one by one (``/proc/<pid>/task``) because affinity is per thread; threads and
+        children created later inherit it. Called once the instance is healthy, when its threads exist.
+        """
+        record = running.record
+        cpus = self.capacity[record.ivn][record.host].cpus
+        if not cpus:
+            return ()
+        try:
+            tasks = [int(task) for task in os.listdir(f"/proc/{record.pid}/task")]
+        except FileNotFoundError:
+            return ()
+        for task in tasks:
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.sched_setaffinity(task, cpus)
+        return cpus
 
     # ----------------------------------------------------------------------------------- observation
 

@@ -239,3 +239,22 @@ def test_the_loopback_fallback_runs_the_same_instances(tmp_path: Path) -> None:
         assert client.get("before:0") == b"0" and client.get("after:0") == b"0"
         wait(live.decommission(replacement.instance_id))
         assert not pid_alive(replacement.pid)
+
+
+def test_live_migrate_re_pins_every_thread_onto_the_target_slot_cpus(tmp_path: Path, networks: IvnNetworks) -> None:
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        pytest.skip("needs two usable CPUs")
+    first, second = (usable[0],), (usable[1],)
+    capacity = {"A": {"a1": HostBudget(1.0, 2**30, cpus=first), "a2": HostBudget(1.0, 2**30, cpus=second)}}
+    with LocalProcessProvider(networks, tmp_path / "work", capacity) as live:
+        record = live.launch("r", redis_template(tmp_path / "snapshots", catch_up=False), "A", host="a1")
+        threads = [int(task) for task in os.listdir(f"/proc/{record.pid}/task")]
+        assert len(threads) > 1  # redis-server has background threads; all of them must move
+        assert {frozenset(os.sched_getaffinity(task)) for task in threads} == {frozenset(first)}
+        (move,) = live.live_migrate([Move("r", "A", "a2")])
+        assert wait(move) is True
+        assert {frozenset(os.sched_getaffinity(task)) for task in threads} == {frozenset(second)}
+        assert live.record("r").pid == record.pid and live.record("r").host == "a2"
+    with pytest.raises(ValueError, match=r"capacity\['A'\]\['a9'\].cpus: \[4096\] not usable"):
+        LocalProcessProvider(networks, tmp_path / "w2", {"A": {"a9": HostBudget(1.0, 1, cpus=(4096,))}})
