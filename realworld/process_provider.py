@@ -37,7 +37,7 @@ from policies.records import MirrorSnapshot, Move
 from realworld.haproxy import free_tcp_port
 from realworld.ivn import IvnNetworks
 from realworld.operations import FutureOperation, OperationRunner, completed
-from realworld.redis_protocol import ping
+from realworld.redis_app import RedisEndpoint, is_healthy
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class RedisPingProbe:
 
     def __call__(self, address: str, port: int) -> bool:
         """Return whether the instance at ``address:port`` passes this probe now."""
-        return ping(address, port, self.timeout_s)
+        return is_healthy(RedisEndpoint(address, port), timeout_s=self.timeout_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ from realworld.process_provider import (
     ProviderError,
     RedisPingProbe,
 )
-from realworld.redis_protocol import replicate_until_in_sync
+from realworld.redis_app import RedisEndpoint
+from realworld.redis_app import catch_up as redis_catch_up
 from tests.live_processes import require_binary
 
 REDIS_ARGV = (
@@ -59,7 +60,8 @@ def redis_template(snapshot_root: Path, *, catch_up: bool, restore: object = Non
     argv = [part.replace("{redis}", binary) for part in REDIS_ARGV]
 
     def follow(source: InstanceRecord, replacement: InstanceRecord) -> None:
-        replicate_until_in_sync((source.address, source.port), (replacement.address, replacement.port), timeout_s=30)
+        redis_catch_up(RedisEndpoint(source.address, source.port), RedisEndpoint(replacement.address, replacement.port),
+                 timeout_s=30)
 
     return AppTemplate(
         "redis",

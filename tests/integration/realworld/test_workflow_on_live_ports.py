@@ -26,7 +26,7 @@ from policies.workflow import MigrationPorts, WorkflowSettings, initiate_migrati
 from realworld.haproxy import HAProxyLoadBalancer, free_tcp_port
 from realworld.ivn import IvnNetworks
 from realworld.process_provider import HostBudget, InstanceRecord, LocalProcessProvider
-from realworld.redis_switch import redis_redirect_hook
+from realworld.redis_app import RedisCutover, RedisEndpoint
 from tests.integration.realworld.test_process_provider import KEYS, redis_template, seed_source
 
 SETTINGS = WorkflowSettings(risk_threshold=0.5, traffic_steps=(0.5, 1.0), dwell_s=0.2)
@@ -93,7 +93,7 @@ def start_live(tmp_path: Path, haproxy: str, *, announce_wrong_port: bool) -> It
     with (
         IvnNetworks(["A", "B"]) as networks,
         HAProxyLoadBalancer.start(
-            tmp_path / "lb", haproxy_bin=haproxy, redirect_hook=redis_redirect_hook(endpoint_of)
+            tmp_path / "lb", haproxy_bin=haproxy, redirect_hook=RedisCutover(lambda backend: RedisEndpoint(*endpoint_of(backend)))
         ) as lb,
     ):
 
