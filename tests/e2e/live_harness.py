@@ -70,9 +70,13 @@ def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.2) -> Any
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
-def migrate_under_load(fleet: LiveFleet, *, seed: int = 0, timeout_s: float = 90.0) -> tuple[Any, LoadReport, RedisLoad]:
-    """Run the controller in a thread with a write/read load through HAProxy, inject the risk signal,
-    wait for the first migration outcome, stop, and verify every acknowledged write via the write port."""
+def migrate_under_load(
+    fleet: LiveFleet, *, seed: int = 0, timeout_s: float = 90.0
+) -> tuple[Any, LoadReport, RedisLoad]:
+    """Run the controller with a load through HAProxy, inject the risk signal, await the first outcome.
+
+    Then stop, and verify every acknowledged write through the write port.
+    """
     inst = fleet.config.instances[0]
     write_health(fleet, None)
     runner = threading.Thread(target=fleet.run, kwargs={"duration_s": timeout_s + 30}, daemon=True)

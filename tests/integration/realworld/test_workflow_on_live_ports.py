@@ -93,7 +93,9 @@ def start_live(tmp_path: Path, haproxy: str, *, announce_wrong_port: bool) -> It
     with (
         IvnNetworks(["A", "B"]) as networks,
         HAProxyLoadBalancer.start(
-            tmp_path / "lb", haproxy_bin=haproxy, redirect_hook=RedisCutover(lambda backend: RedisEndpoint(*endpoint_of(backend)))
+            tmp_path / "lb",
+            haproxy_bin=haproxy,
+            redirect_hook=RedisCutover(lambda backend: RedisEndpoint(*endpoint_of(backend))),
         ) as lb,
     ):
 
