@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 @dataclass
@@ -80,8 +82,12 @@ class RedisLoad:
         timeout_s: float = 0.5,
         prefix: str = "mt",
     ) -> None:
-        self._write = redis.Redis(*write, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        self._read = redis.Redis(*read, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        # redis-py retries silently by default; this client counts every attempt itself, so none hides.
+        no_retry = Retry(NoBackoff(), 0)
+        self._write = redis.Redis(
+            *write, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=no_retry
+        )
+        self._read = redis.Redis(*read, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=no_retry)
         self._rng = rng
         self.rate_per_s = rate_per_s
         self.duration_s = duration_s
