@@ -26,11 +26,13 @@ file_list}`` once uploaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,23 +113,29 @@ class HookCapture:
     def capture(self, out_dir: Path, *, instance_id: str, pid: int | None) -> list[str]:
         """Run the hook, then copy its outputs into ``out_dir``."""
         argv = self._argv_for(out_dir, instance_id, pid)
-        try:
-            proc = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        except OSError as exc:
-            raise CaptureError(f"hook: cannot run {argv[0]!r}: {exc.strerror or exc}") from None
-        try:
-            stdout, stderr = proc.communicate(timeout=self._timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise CaptureError(
-                f"hook: {argv[0]!r} did not finish within {self._timeout_s:g} s; killed, no snapshot"
-            ) from None
-        if proc.returncode != 0:
-            why = _tail(stderr) or _tail(stdout) or "no output"
-            raise CaptureError(f"hook: {argv[0]!r} exited with status {proc.returncode}: {why}")
+        # Output goes to files, not pipes: a hook that leaves a background child holding its stdout
+        # open must not make us wait for that child.
+        with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+            try:
+                proc = subprocess.Popen(
+                    argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True
+                )
+            except OSError as exc:
+                raise CaptureError(f"hook: cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+            try:
+                returncode = proc.wait(timeout=self._timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise CaptureError(
+                    f"hook: {argv[0]!r} did not finish within {self._timeout_s:g} s; killed, no snapshot"
+                ) from None
+            if returncode != 0:
+                stderr.seek(0)
+                stdout.seek(0)
+                why = _tail(stderr.read()[-4096:]) or _tail(stdout.read()[-4096:]) or "no output"
+                raise CaptureError(f"hook: {argv[0]!r} exited with status {returncode}: {why}")
         for output in self._outputs:
             if output.is_dir():
                 shutil.copytree(output, out_dir / output.name, dirs_exist_ok=True)

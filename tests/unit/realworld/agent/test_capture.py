@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -171,3 +174,23 @@ def test_criu_with_a_fake_binary_that_fails_check(tmp_path: Path) -> None:
     fake.chmod(0o755)
     with pytest.raises(CaptureUnavailableError, match=r"'criu check' failed on this machine: .*CHECKPOINT_RESTORE"):
         CriuCapture(criu_binary=str(fake))
+
+
+def test_hook_leaving_a_background_child_is_not_waited_for(tmp_path: Path) -> None:
+    dump = tmp_path / "dump.bin"
+    # The hook exits 0 at once but leaves a child holding its stdout and stderr for 30 s.
+    hook = _script(
+        tmp_path,
+        "import subprocess\nfrom pathlib import Path\n"
+        "c = subprocess.Popen(['sleep', '30'], start_new_session=True)\n"
+        f"Path({str(tmp_path / 'child.pid')!r}).write_text(str(c.pid))\n"
+        f"Path({str(dump)!r}).write_bytes(b'ok')\n",
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        files = HookCapture(f"{sys.executable} {hook}", [dump], timeout_s=10).capture(out, instance_id="i", pid=None)
+        assert files == ["dump.bin"]
+    finally:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            os.kill(int((tmp_path / "child.pid").read_text()), signal.SIGKILL)
