@@ -151,3 +151,22 @@ def test_backoff_delays_the_next_attempt_after_failures(make_agent) -> None:
     wait_until(lambda: agent.counters().snapshots_failed >= 2)
     # after two consecutive failures the next start is 2 intervals after the last one began
     assert 1.0 < agent.next_due_in_s() <= 2.0
+
+
+def test_instance_gone_is_counted_not_raised(make_agent, tmp_path: Path) -> None:
+    import subprocess
+
+    from realworld.agent.sampler import ProcessTreeSampler
+
+    proc = subprocess.Popen(["sleep", "30"])
+    agent = MirroringAgent(
+        "gone", sampler=ProcessTreeSampler(proc.pid), capture=CountingCapture(), uploader=FakeSnapshotUploader()
+    )
+    agent.sample_once()
+    proc.kill()
+    proc.wait()
+    agent.sample_once()
+    c = agent.counters()
+    assert (c.samples_taken, c.sample_errors) == (1, 1)
+    info = agent.snapshot_now()  # the state can still be mirrored; the process list is then empty
+    assert info.process_list == ()
