@@ -93,6 +93,7 @@ class TimedSampler:
 
 class TimedCapture:
     name = "dir"
+    reuses_previous = True
 
     def __init__(self, inner: DirCapture, cpu: ThreadCpu) -> None:
         self._inner, self._cpu = inner, cpu

@@ -162,7 +162,7 @@ class MirroringAgent:
             sample_interval_s: Time between samples.
             ring_capacity: Samples kept for ``/v1/samples``.
             backoff_cap_s: Longest wait between retries after failures, unless the interval is longer.
-            work_dir: Where captures are staged (a temporary folder per snapshot, removed after upload).
+            work_dir: Where captures are staged (one folder for the agent's life, removed by :meth:`stop`).
             root_pid: The instance's root pid, given to hooks as ``{pid}`` and to CRIU.
             clock: Epoch time source.
         """
@@ -189,6 +189,7 @@ class MirroringAgent:
         self._threads: list[threading.Thread] = []
         self._anchor = time.monotonic()
         self._next_due = self._anchor + self._interval_s
+        self._stage: Path | None = None
 
     # --- configuration, from any thread -------------------------------------------------------
 
@@ -259,14 +260,19 @@ class MirroringAgent:
             self._threads.append(thread)
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop both loops and wait (bounded) for an in-flight snapshot to finish."""
+        """Stop both loops, wait (bounded) for an in-flight snapshot to finish, remove the staging folder."""
         self._stop.set()
         with self._lock:
             self._lock.notify_all()
         for thread in self._threads:
             thread.join(timeout_s)
         if self._in_flight.acquire(timeout=timeout_s):
-            self._in_flight.release()
+            try:
+                if self._stage is not None:
+                    shutil.rmtree(self._stage, ignore_errors=True)
+                    self._stage = None
+            finally:
+                self._in_flight.release()
 
     # --- sampling -----------------------------------------------------------------------------
 
@@ -336,14 +342,26 @@ class MirroringAgent:
         finally:
             self._in_flight.release()
 
+    def _staging_dir(self) -> Path:
+        """The staging directory for the next capture: emptied, unless the backend updates it in place.
+
+        It lives as long as the agent (one stable path), so a backend that reuses its previous capture
+        leaves unchanged files untouched and the store client's files cache recognises them.
+        """
+        if self._stage is None or not self._stage.is_dir():
+            self._stage = Path(tempfile.mkdtemp(prefix=f"rma-{self.instance_id}-", dir=self._work_dir))
+        elif not self._capture.reuses_previous:
+            shutil.rmtree(self._stage)
+            self._stage.mkdir()
+        return self._stage
+
     def _snapshot_holding_lock(self) -> SnapshotInfo:
         timestamp = self._clock()
         t0 = time.monotonic()
         capture_s = upload_s = 0.0
-        stage: Path | None = None
         try:
             try:
-                stage = Path(tempfile.mkdtemp(prefix=f"rma-{self.instance_id}-", dir=self._work_dir))
+                stage = self._staging_dir()
                 files = self._capture.capture(stage, instance_id=self.instance_id, pid=self._root_pid)
                 try:
                     procs = self._sampler.processes()
@@ -380,9 +398,6 @@ class MirroringAgent:
                 self._counters.last_error = str(exc)
             log.error("%s: snapshot failed: %s", self.instance_id, exc)
             raise
-        finally:
-            if stage is not None:
-                shutil.rmtree(stage, ignore_errors=True)
         with self._lock:
             c = self._counters
             c.snapshots_ok += 1

@@ -1,7 +1,9 @@
 """Capture backends: turn an instance's current state into a directory of files for one snapshot.
 
-Every backend writes into an empty directory the agent gives it and returns the files it put there
-(paths relative to that directory). The agent adds the process list and the open files itself, so the
+Every backend writes into a staging directory the agent gives it and returns the files it holds
+(paths relative to that directory). The directory is empty at each call, except for backends that
+declare ``reuses_previous`` (``dir``): they get it back as their previous capture left it, and update
+it in place. The agent adds the process list and the open files itself, so the
 result is the specification's ``MirrorSnapshot {instance_id, timestamp, memory_image, process_list,
 file_list}`` once uploaded.
 
@@ -51,9 +53,12 @@ class CaptureBackend(Protocol):
     """Writes one snapshot's state into a directory."""
 
     name: str
+    #: True: ``out_dir`` is as this backend's previous capture left it, and the backend updates it in place.
+    #: False: ``out_dir`` is empty at every call.
+    reuses_previous: bool
 
     def capture(self, out_dir: Path, *, instance_id: str, pid: int | None) -> list[str]:
-        """Write the state into the empty ``out_dir``; return the files written, relative to it, sorted.
+        """Write the state into ``out_dir``; return the files it holds, relative to it, sorted.
 
         Raises:
             CaptureError: Nothing usable was captured; ``out_dir`` may hold partial files the caller removes.
@@ -76,6 +81,7 @@ class HookCapture:
     """Runs an application-provided dump command, then copies its declared outputs into the snapshot."""
 
     name = "hook"
+    reuses_previous = False
 
     def __init__(self, command: str, outputs: Sequence[Path], *, timeout_s: float = 60.0) -> None:
         """Remember the hook contract; nothing runs until :meth:`capture`.
@@ -159,9 +165,17 @@ def _fingerprint(path: Path) -> tuple[int, int, int, int]:
 
 
 class DirCapture:
-    """Copies a state directory, re-reading any file that changed while it was copied."""
+    """Mirrors a state directory into the staging directory, re-reading any file that changed while read.
+
+    Incremental: the agent keeps the staging directory between snapshots (``reuses_previous``), and a
+    file whose source is unchanged since its last stable copy (same inode, size, mtime and ctime, and
+    not modified within the racy window) is left as it is, so its staged copy keeps its inode and mtime.
+    Only changed files are copied again and files gone from the source are removed. Besides saving the
+    copy, this lets the store client's files cache skip re-reading and re-chunking unchanged files.
+    """
 
     name = "dir"
+    reuses_previous = True
 
     def __init__(self, state_dir: Path, *, attempts: int = 3) -> None:
         """Remember the directory; it must exist now.
@@ -174,9 +188,11 @@ class DirCapture:
             raise CaptureError(f"dir: --state-dir {state_dir} is not a directory")
         self._state_dir = state_dir
         self._attempts = max(1, attempts)
+        # relative path -> (source fingerprint at its last stable copy, staged copy's fingerprint)
+        self._copied: dict[str, tuple[tuple[int, int, int, int], tuple[int, int, int, int]]] = {}
 
-    def _copy_stable(self, source: Path, target: Path) -> bool:
-        """Copy ``source``; return False when it vanished (deleted while capturing: not part of the state)."""
+    def _copy_stable(self, source: Path, target: Path) -> tuple[int, int, int, int] | None:
+        """Copy ``source``; return its fingerprint, or None when it vanished (deleted: not part of the state)."""
         for attempt in range(self._attempts):
             if attempt:
                 time.sleep(RACY_WINDOW_NS / 1e9)
@@ -186,26 +202,60 @@ class DirCapture:
                 shutil.copyfile(source, target)
                 after = _fingerprint(source)
             except FileNotFoundError:
-                return False
+                return None
             if before == after and max(after[2], after[3]) < started_ns - RACY_WINDOW_NS:
-                return True
+                return after
         raise CaptureError(
             f"dir: {source} changed during each of {self._attempts} reads; snapshot not taken (retried later)"
         )
 
+    def _unchanged(self, relative: str, source: Path, target: Path) -> bool:
+        """Whether the staged copy of ``relative`` is still an exact copy of the source (no read needed)."""
+        previous = self._copied.get(relative)
+        if previous is None:
+            return False
+        try:
+            now = _fingerprint(source)
+            staged = _fingerprint(target)
+        except FileNotFoundError:
+            return False
+        racy = max(now[2], now[3]) >= time.time_ns() - RACY_WINDOW_NS
+        return not racy and now == previous[0] and staged == previous[1]
+
     def capture(self, out_dir: Path, *, instance_id: str, pid: int | None) -> list[str]:
-        """Copy every regular file under the state directory (symlinks and special files are skipped)."""
+        """Bring ``out_dir`` in line with the state directory (regular files only; symlinks are skipped)."""
         if not self._state_dir.is_dir():
             raise CaptureError(f"dir: state directory {self._state_dir} is gone")
+        present: set[str] = set()
         for dirpath, _dirnames, filenames in os.walk(self._state_dir):
             source_dir = Path(dirpath)
             target_dir = out_dir / source_dir.relative_to(self._state_dir)
+            if target_dir.exists() and not target_dir.is_dir():
+                target_dir.unlink()
             target_dir.mkdir(parents=True, exist_ok=True)
             for filename in filenames:
-                source = source_dir / filename
+                source, target = source_dir / filename, target_dir / filename
                 if source.is_symlink() or not source.is_file():
                     continue
-                self._copy_stable(source, target_dir / filename)
+                relative = str(target.relative_to(out_dir))
+                if self._unchanged(relative, source, target):
+                    present.add(relative)
+                    continue
+                self._copied.pop(relative, None)
+                if target.is_dir():
+                    shutil.rmtree(target)
+                fingerprint = self._copy_stable(source, target)
+                if fingerprint is None:
+                    target.unlink(missing_ok=True)
+                    continue
+                self._copied[relative] = (fingerprint, _fingerprint(target))
+                present.add(relative)
+        for relative in set(_list_files(out_dir)) - present:  # gone from the source since the last capture
+            (out_dir / relative).unlink()
+            self._copied.pop(relative, None)
+        for dirpath, dirnames, filenames in sorted(os.walk(out_dir), reverse=True):
+            if not dirnames and not filenames and Path(dirpath) != out_dir:
+                Path(dirpath).rmdir()
         return _list_files(out_dir)
 
 
@@ -216,6 +266,7 @@ class CriuCapture:
     """
 
     name = "criu"
+    reuses_previous = False
 
     def __init__(self, *, criu_binary: str = "criu", timeout_s: float = 120.0) -> None:
         """Check that ``criu check`` passes now.

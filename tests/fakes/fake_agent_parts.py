@@ -15,6 +15,7 @@ class CountingCapture:
     """Writes ``state.txt`` holding a counter; fails while ``fail`` is set."""
 
     name = "fake"
+    reuses_previous = False
 
     def __init__(self) -> None:
         self.count = 0

@@ -62,7 +62,8 @@ def test_snapshot_now_uploads_state_process_and_file_lists(make_agent, tmp_path:
     assert info.snapshot_id == "inst-1-1" and info.logical_bytes == len(b"inst-1 1")
     c = agent.counters()
     assert (c.snapshots_ok, c.logical_bytes_total, c.last_snapshot) == (1, 8, info)
-    assert list(tmp_path.iterdir()) == []  # the staging folder is gone
+    agent.stop()
+    assert list(tmp_path.iterdir()) == []  # the staging folder is gone once the agent stops
 
 
 def test_sampling_thread_fills_the_ring(make_agent) -> None:

@@ -194,3 +194,41 @@ def test_hook_leaving_a_background_child_is_not_waited_for(tmp_path: Path) -> No
     finally:
         with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
             os.kill(int((tmp_path / "child.pid").read_text()), signal.SIGKILL)
+
+
+def test_dir_capture_is_incremental_in_a_reused_staging_folder(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "sub").mkdir(parents=True)
+    for name in ("keep.bin", "change.bin", "sub/drop.bin"):
+        (state / name).write_bytes(name.encode() * 1000)
+    for name in ("keep.bin", "change.bin", "sub/drop.bin"):  # age them past the racy window
+        os.utime(state / name, ns=(time.time_ns() - 10**9, time.time_ns() - 10**9))
+    out = tmp_path / "out"
+    out.mkdir()
+    capture = DirCapture(state)
+    assert capture.capture(out, instance_id="i", pid=None) == ["change.bin", "keep.bin", "sub/drop.bin"]
+    kept_before = (out / "keep.bin").stat()
+    (state / "change.bin").write_bytes(b"new content")
+    (state / "sub" / "drop.bin").unlink()
+    (state / "added.bin").write_bytes(b"added")
+    files = capture.capture(out, instance_id="i", pid=None)
+    assert files == ["added.bin", "change.bin", "keep.bin"]
+    assert (out / "change.bin").read_bytes() == b"new content"
+    assert (out / "added.bin").read_bytes() == b"added"
+    assert not (out / "sub").exists()
+    kept_after = (out / "keep.bin").stat()
+    assert (kept_after.st_ino, kept_after.st_mtime_ns) == (kept_before.st_ino, kept_before.st_mtime_ns)
+
+
+def test_dir_capture_recopies_a_staged_file_someone_altered(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "a.bin").write_bytes(b"original")
+    os.utime(state / "a.bin", ns=(time.time_ns() - 10**9, time.time_ns() - 10**9))
+    out = tmp_path / "out"
+    out.mkdir()
+    capture = DirCapture(state)
+    capture.capture(out, instance_id="i", pid=None)
+    (out / "a.bin").write_bytes(b"tampered")
+    capture.capture(out, instance_id="i", pid=None)
+    assert (out / "a.bin").read_bytes() == b"original"
