@@ -290,6 +290,7 @@ def run_agent(
 def cmd_agent(args: argparse.Namespace, settings: Any) -> int:
     """``mirrortwin agent``: check the arguments, connect the store client, serve until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per snapshot, not one per chunk request
     config = parse_agent_args(args)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
