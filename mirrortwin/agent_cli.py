@@ -51,6 +51,7 @@ class AgentConfig:
     max_age_s: float | None
     sample_interval_s: float
     cores: float | None
+    memory_metric: str
     listen_host: str
     listen_port: int
     work_dir: Path | None
@@ -83,6 +84,12 @@ def register(commands: Any) -> None:
     agent.add_argument("--max-age-s", type=float, metavar="S", help="retention: oldest snapshot age kept")
     agent.add_argument(
         "--sample-interval-s", type=float, default=1.0, metavar="S", help="sampling interval (default 1)"
+    )
+    agent.add_argument(
+        "--memory",
+        choices=("rss", "pss"),
+        default="rss",
+        help="--pid memory measure: rss (cheap) or pss (shared pages split fairly; reads smaps_rollup)",
     )
     agent.add_argument("--cores", type=float, metavar="N", help="cores allotted to the instance (cpu_util denominator)")
     agent.add_argument("--listen", default="127.0.0.1:9100", metavar="HOST:PORT", help="metrics and control API")
@@ -130,6 +137,8 @@ def parse_agent_args(args: argparse.Namespace) -> AgentConfig:
         raise _usage("--capture dir needs --state-dir DIR")
     if args.capture != "dir" and args.state_dir is not None:
         raise _usage(f"--state-dir only applies to --capture dir, not {args.capture}")
+    if args.memory != "rss" and args.pid is None:
+        raise _usage("--memory pss applies to --pid; a cgroup reports memory.current")
     if args.capture == "criu" and args.pid is None:
         raise _usage("--capture criu needs --pid (CRIU dumps a process tree, not a cgroup)")
     try:
@@ -172,6 +181,7 @@ def parse_agent_args(args: argparse.Namespace) -> AgentConfig:
         max_age_s=args.max_age_s,
         sample_interval_s=args.sample_interval_s,
         cores=args.cores,
+        memory_metric=args.memory,
         listen_host=host,
         listen_port=int(port_text),
         work_dir=args.work_dir,
@@ -197,7 +207,9 @@ def build_agent(config: AgentConfig, make_uploader: Callable[[AgentConfig], Any]
 
     try:
         sampler: Sampler = (
-            ProcessTreeSampler(config.pid, cores=config.cores)
+            ProcessTreeSampler(
+                config.pid, cores=config.cores, memory_metric="pss" if config.memory_metric == "pss" else "rss"
+            )
             if config.pid is not None
             else CgroupSampler(config.cgroup or Path(), cores=config.cores)
         )

@@ -187,3 +187,10 @@ def test_a_configured_agent_serves_snapshots_until_stopped(
         stop.set()
         worker.join(30)
     assert not worker.is_alive()
+
+
+def test_pss_needs_a_process_tree(tmp_path: Path, tokens: tuple[Path, Path], capsys) -> None:
+    args = _base(tokens, 1, "--capture", "dir", "--state-dir", str(tmp_path), "--memory", "pss")
+    args[args.index("--pid") : args.index("--pid") + 2] = ["--cgroup", str(tmp_path)]
+    assert main(args, settings=_settings(tmp_path)) == 2
+    assert "--memory pss applies to --pid" in _one_error_line(capsys)
