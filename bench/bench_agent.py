@@ -3,8 +3,9 @@
 Setup, all in this script: a state directory of 16 files x 16 MiB of random bytes; an *instance*
 subprocess that mutates it (``--mutate-kib`` KiB of random 64 KiB blocks at random offsets each second,
 in the first ``--hot-files`` files: all 16 by default, so every file changes between snapshots — the
-worst case for the incremental ``dir`` capture) and is the process tree the agent samples; the agent in this process (process-tree sampler every
-``--sample-interval-s``, ``dir`` capture, snapshot every ``--interval-s``) for ``--duration-s`` seconds.
+worst case for the incremental ``dir`` capture) and is the process tree the agent samples; the agent in
+this process (process-tree sampler every ``--sample-interval-s``, ``dir`` capture, snapshot every
+``--interval-s``) for ``--duration-s`` seconds.
 
 What is measured: this process's CPU time (user + system, ``resource.getrusage(RUSAGE_SELF)``; the
 instance runs in another process and is not counted) over the run, as a fraction of one core, split by
