@@ -161,13 +161,21 @@ def test_instance_gone_is_counted_not_raised(make_agent, tmp_path: Path) -> None
 
     proc = subprocess.Popen(["sleep", "30"])
     agent = MirroringAgent(
-        "gone", sampler=ProcessTreeSampler(proc.pid), capture=CountingCapture(), uploader=FakeSnapshotUploader()
+        "gone",
+        sampler=ProcessTreeSampler(proc.pid),
+        capture=CountingCapture(),
+        uploader=FakeSnapshotUploader(),
+        work_dir=tmp_path,
     )
-    agent.sample_once()
-    proc.kill()
-    proc.wait()
-    agent.sample_once()
-    c = agent.counters()
-    assert (c.samples_taken, c.sample_errors) == (1, 1)
-    info = agent.snapshot_now()  # the state can still be mirrored; the process list is then empty
-    assert info.process_list == ()
+    try:
+        agent.sample_once()
+        proc.kill()
+        proc.wait()
+        agent.sample_once()
+        c = agent.counters()
+        assert (c.samples_taken, c.sample_errors) == (1, 1)
+        info = agent.snapshot_now()  # the state can still be mirrored; the process list is then empty
+        assert info.process_list == ()
+    finally:
+        agent.stop()
+    assert list(tmp_path.iterdir()) == []
