@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from mirrortwin import control_cli
+from mirrortwin.agent_cli import register as register_agent
 from mirrortwin.config import Settings, load_settings
 
 PROG = "mirrortwin"
@@ -459,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.set_defaults(func=cmd_traces_download)
 
     _add_forecast_eval(commands)
+    register_agent(commands)
 
     check = commands.add_parser("validate", help="compare the twin with reference results (cloudsim-planetlab)")
     check.add_argument("suite", metavar="SUITE", help="validation suite: cloudsim-planetlab")
