@@ -42,7 +42,7 @@ from mirrortwin.live_config import AppConfig, InstanceConfig, LiveConfig
 from policies.controller import ControllerSettings, MigrationController
 from policies.registry import make_policy
 from policies.workflow import WorkflowSettings
-from realworld.agent_control import AgentControlClient, AgentControlError
+from realworld.agent.control_client import AgentControlClient, AgentControlError
 from realworld.driver import LiveProcess, WallClock, WallClockDriver
 from realworld.haproxy import HAProxyLoadBalancer, ServiceSpec, free_tcp_port
 from realworld.health import HealthFileSource

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from policies.records import MirrorSnapshot
-from realworld.agent_control import AgentControlClient, AgentControlError
+from realworld.agent.control_client import AgentControlClient, AgentControlError
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class LiveMirrorStore:
             log.warning("no agent for %s; snapshot interval %.0f s not applied", instance_id, interval_s)
             return
         try:
-            agent.set_snapshot_interval(interval_s)
+            agent.set_interval(interval_s)
             self.interval_changes.append((instance_id, float(interval_s)))
         except AgentControlError as exc:
             log.warning("%s", exc)

@@ -31,7 +31,8 @@ import numpy as np
 
 from policies.fleet import FleetSnapshot
 from policies.ports import Clock
-from realworld.agent_control import AgentControlClient, AgentControlError, AgentSample
+from realworld.agent.control_client import AgentControlClient, AgentControlError
+from realworld.agent.samples import ResourceSample
 from realworld.health import HostHealthSource
 
 log = logging.getLogger(__name__)
@@ -135,16 +136,19 @@ class LiveTelemetry:
             if agent is None:
                 continue
             try:
-                samples: Sequence[AgentSample] = agent.samples(self._seen_until[inst.instance_id])
+                samples: Sequence[ResourceSample] = agent.samples(self._seen_until[inst.instance_id])
             except AgentControlError as exc:
                 log.warning("telemetry: %s", exc)
+                continue
+            except (TypeError, KeyError, ValueError) as exc:  # a malformed answer: one line, not a crash
+                log.warning("telemetry: agent of %s sent malformed samples: %s", inst.instance_id, exc)
                 continue
             for s in samples:
                 self._history[inst.instance_id].append(s.cpu_util)
                 self._memory[inst.instance_id] = s.memory_bytes or self._memory[inst.instance_id]
                 self._seen_until[inst.instance_id] = max(self._seen_until[inst.instance_id], s.timestamp)
 
-    def record(self, instance_id: str, sample: AgentSample) -> None:
+    def record(self, instance_id: str, sample: ResourceSample) -> None:
         """Add one sample obtained another way (e.g. pushed by an agent) to an instance's history."""
         self._history[instance_id].append(sample.cpu_util)
         self._memory[instance_id] = sample.memory_bytes or self._memory[instance_id]

@@ -10,7 +10,8 @@ import pytest
 
 from policies.health_policy import HealthEvacuationPolicy
 from policies.records import MoveReason
-from realworld.agent_control import AgentControlError, AgentSample
+from realworld.agent.control_client import AgentControlError
+from realworld.agent.samples import ResourceSample
 from realworld.health import EdacHealthSource, HealthFileSource
 from realworld.mirror_port import LiveMirrorStore
 from realworld.telemetry import LiveHost, LiveInstance, LiveTelemetry
@@ -30,8 +31,12 @@ class FakeAgent:
         out = [s for s in self.queue if s.timestamp > since]
         return out
 
-    def set_snapshot_interval(self, interval_s):
+    def set_interval(self, interval_s):
         self.intervals.append(interval_s)
+
+
+def sample(t, cpu, memory):
+    return ResourceSample(t, cpu, memory, 0.0, 0.0, 0.0, 0.0)
 
 
 class Clock:
@@ -50,7 +55,7 @@ def make(agents, placement, health=None):
 
 
 def test_history_is_newest_last_nan_padded_and_memory_follows_the_agent():
-    agent = FakeAgent([AgentSample(t, cpu_util=t / 10, memory_bytes=2e9) for t in (1.0, 2.0, 3.0)])
+    agent = FakeAgent([sample(t, t / 10, 2e9) for t in (1.0, 2.0, 3.0)])
     tel = make([agent, None], {"vm0": "a/h1"})
     fleet = tel.fleet(5)
     assert np.isnan(fleet.instance_cpu_history[0, :2]).all()
@@ -60,7 +65,7 @@ def test_history_is_newest_last_nan_padded_and_memory_follows_the_agent():
     assert fleet.instance_ram_bytes.tolist() == [2e9, 1e9]
     assert fleet.instance_cpu_request_mips[0] == pytest.approx(0.3 * 1000)
     assert fleet.host_ivn.tolist() == [0, 0, 1] and fleet.host_cpu_capacity_mips.tolist() == [2000, 2000, 4000]
-    agent.queue.append(AgentSample(4.0, cpu_util=0.9, memory_bytes=0))
+    agent.queue.append(sample(4.0, 0.9, 0))
     assert tel.fleet(2).instance_cpu_history[0].tolist() == pytest.approx([0.3, 0.9])  # only new samples added
 
 
