@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from mirrortwin import store_cli
 from mirrortwin.config import Settings, load_settings
 
 PROG = "mirrortwin"
@@ -483,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, metavar="DIR", help="where the model and metrics go (default: results/failure-model)"
     )
     failure.set_defaults(func=cmd_failure_model)
+    store_cli.register(commands)
     return parser
 
 
