@@ -18,7 +18,8 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from realworld.store.manifest import check_relative_path
 GROUP_RAW_BYTES = 64 * 1024 * 1024
 GROUP_HASHES = 20_000
 UPLOAD_BATCH_BYTES = 8 * 1024 * 1024
+UPLOAD_CONCURRENCY = 3
 RESTORE_READ_BYTES = 1024 * 1024
 CACHE_MIN_AGE_NS = 1_000_000_000
 PARTIAL_SUFFIX = ".mirrortwin-partial"
@@ -284,7 +286,9 @@ class MirrorStoreClient:
         return sent
 
     def _send_chunks(self, data_by_hash: dict[str, bytes]) -> int:
-        sent = 0
+        return self.send_frame_batches(self._frame_batches(data_by_hash))
+
+    def _frame_batches(self, data_by_hash: dict[str, bytes]) -> Iterator[list[bytes]]:
         batch: list[bytes] = []
         batch_bytes = 0
         for digest, data in data_by_hash.items():
@@ -292,20 +296,37 @@ class MirrorStoreClient:
             batch.append(frame)
             batch_bytes += len(frame)
             if batch_bytes >= UPLOAD_BATCH_BYTES:
-                sent += self._post_batch(batch)
+                yield batch
                 batch, batch_bytes = [], 0
         if batch:
-            sent += self._post_batch(batch)
+            yield batch
+
+    def send_frame_batches(self, batches: Iterable[list[bytes]]) -> int:
+        """Post batches of chunk frames, ``UPLOAD_CONCURRENCY`` at a time; returns compressed bytes sent.
+
+        Several batches in flight let the store verify one batch while another waits for its fsync,
+        which is where a single stream of requests spends most of its time. Batches are produced
+        (compressed) lazily in this thread, so at most ``UPLOAD_CONCURRENCY + 1`` are held in memory.
+        """
+        sent = 0
+        in_flight: list[Future[int]] = []
+        with ThreadPoolExecutor(UPLOAD_CONCURRENCY) as pool:
+            try:
+                for batch in batches:
+                    if len(in_flight) >= UPLOAD_CONCURRENCY:
+                        sent += in_flight.pop(0).result()
+                    in_flight.append(pool.submit(self._post_batch, batch))
+                for future in in_flight:
+                    sent += future.result()
+            finally:
+                for future in in_flight:
+                    future.cancel()
         return sent
 
     def _post_batch(self, frames: list[bytes]) -> int:
         body = b"".join(frames)
         self._request("POST", "/v1/chunks", content=body, headers={"Content-Type": "application/octet-stream"})
         return len(body) - HEADER.size * len(frames)
-
-    def send_chunk_frames(self, frames: list[bytes]) -> None:
-        """Post pre-encoded chunk frames as one batch (benchmarks use it to time the store alone)."""
-        self._post_batch(frames)
 
     # ------------------------------------------------------------- queries
     def latest(self, instance_id: str) -> SnapshotInfo | None:

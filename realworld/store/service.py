@@ -3,7 +3,7 @@
 Layout of objects in the backend (one namespace per tenant, so content held by one tenant can never be
 probed by another through dedup answers)::
 
-    t/<tenant>/c/<hash[:2]>/<hash>          chunk: zstd frame of the chunk whose blake3 is <hash>
+    t/<tenant>/c/<hash>                     chunk: zstd frame of the chunk whose blake3 is <hash>
     t/<tenant>/s/<instance>/<snapshot_id>   committed manifest (JSON of SnapshotManifest)
     t/<tenant>/r/<instance>                 the instance's retention (JSON of Retention)
 
@@ -93,7 +93,7 @@ class GcResult:
 
 
 def _chunk_key(tenant: str, digest: str) -> str:
-    return f"t/{tenant}/c/{digest[:2]}/{digest}"
+    return f"t/{tenant}/c/{digest}"
 
 
 def _snapshot_prefix(tenant: str, instance_id: str | None = None) -> str:
