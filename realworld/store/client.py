@@ -118,16 +118,19 @@ class _Group:
 
 
 def _walk_regular_files(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
+    """Regular files under ``root`` (symlinks, devices, sockets skipped), sorted by relative path."""
+    found: list[tuple[str, Path]] = []
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
             absolute = Path(dirpath) / name
-            try:
-                st = os.lstat(absolute)
-            except FileNotFoundError:
-                continue  # removed while walking a live state directory
-            if stat.S_ISREG(st.st_mode):
-                yield absolute.relative_to(root).as_posix(), absolute, st
+            found.append((absolute.relative_to(root).as_posix(), absolute))
+    for relative, absolute in sorted(found):
+        try:
+            st = os.lstat(absolute)
+        except FileNotFoundError:
+            continue  # removed while walking a live state directory
+        if stat.S_ISREG(st.st_mode):
+            yield relative, absolute, st
 
 
 class MirrorStoreClient:
