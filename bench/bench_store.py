@@ -32,6 +32,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,12 +105,6 @@ def store_server(root: Path, work: Path) -> Iterator[str]:
             proc.kill()
 
 
-def metric(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics").text
-    match = re.search(rf"^{name}_total (\S+)$", text, re.M)
-    return float(match.group(1)) if match else 0.0
-
-
 def apparent_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -138,6 +133,7 @@ def dd_write_mb_s(work: Path, megabytes: int) -> float:
 
 
 def bench_ingest_restore(url: str, work: Path, megabytes: int, rng: np.random.Generator) -> dict[str, float]:
+    """One ingest + restore + agent-path run on fresh random data (new chunks every time)."""
     data = rng.bytes(megabytes * MB)
     source = work / "ingest-src"
     source.mkdir()
@@ -193,7 +189,7 @@ def bench_ingest_restore(url: str, work: Path, megabytes: int, rng: np.random.Ge
         "ingest_mb_s": raw / ingest_wall,
         "restore_mb_s": raw / restore_wall,
         "upload_directory_mb_s": raw / upload_wall,
-        "chunks": len(hashes),
+        "chunks": float(len(hashes)),
     }
 
 
@@ -287,33 +283,48 @@ def main() -> None:
     parser.add_argument("--dirty-pct", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--repeat", type=int, default=3, help="speed runs (median reported)")
     parser.add_argument("--skip-dedup", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="print a bench/RESULTS.md section too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.work))
+    runs: list[dict[str, float]] = []
     try:
-        dd = dd_write_mb_s(work, args.ingest_mb)
         store_root = work / "store"
         with store_server(store_root, work) as url:
-            speed = bench_ingest_restore(url, work, args.ingest_mb, np.random.default_rng(args.seed))
+            rng = np.random.default_rng(args.seed)
+            for _ in range(args.repeat):
+                # dd right before each run, so baseline and store see the same (shared, noisy) disk.
+                dd = dd_write_mb_s(work, args.ingest_mb)
+                runs.append({"dd": dd, **bench_ingest_restore(url, work, args.ingest_mb, rng)})
             dedup = None if args.skip_dedup else bench_dedup(url, store_root, work, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+    def spread(key: str) -> str:
+        values = sorted(run[key] for run in runs)
+        return f"{statistics.median(values):.0f} MB/s (runs {', '.join(f'{v:.0f}' for v in values)})"
+
+    def ratio(key: str) -> str:
+        return f"{statistics.median(run[key] / run['dd'] for run in runs):.2f}x dd"
+
     lines = [
-        f"disk write (dd, conv=fdatasync): {dd:.0f} MB/s",
-        f"ingest of new random data, {args.ingest_mb} MB, {speed['chunks']} chunks: {speed['ingest_mb_s']:.0f} MB/s "
-        f"wall at the server's HTTP API (target >= 150) = {speed['ingest_mb_s'] / dd:.2f}x dd",
-        f"restore (server verify + client verify + write): {speed['restore_mb_s']:.0f} MB/s (target >= 300) "
-        f"= {speed['restore_mb_s'] / dd:.2f}x dd",
-        f"whole agent path upload_directory (chunk+hash+compress+send+commit, client on 1 core): "
-        f"{speed['upload_directory_mb_s']:.0f} MB/s",
+        f"{args.repeat} runs of {args.ingest_mb} MB, median (all runs); ratios are medians of per-run ratios",
+        f"disk write (dd if=/dev/zero bs=4M conv=fdatasync, same filesystem): {spread('dd')}",
+        f"ingest of new random data ({runs[0]['chunks']:.0f} chunks), wall of the chunk posts at the server's HTTP "
+        f"API, server pinned to 1 core (target >= 150): {spread('ingest_mb_s')} = {ratio('ingest_mb_s')}",
+        f"restore (server reads + verifies, client verifies + writes; target >= 300): {spread('restore_mb_s')} "
+        f"= {ratio('restore_mb_s')}",
+        "whole agent path upload_directory of new data (chunk+hash+compress+send+commit, client on 1 core): "
+        f"{spread('upload_directory_mb_s')}",
     ]
     if dedup is not None:
         borg_lz4 = dedup["borg lz4 (borg default) mb"]
         lines += [
             f"dedup: {args.snapshots} snapshots of a mutating {args.state_mb} MB state ({args.dirty_pct}% pages "
             f"dirtied + 64 KiB inserted + 1 MiB appended per step), logical {dedup['logical_mb']:.0f} MB",
-            f"  ours stored {dedup['ours_mb']:.1f} MB (sent {dedup['ours_sent_mb']:.1f} MB) in {dedup['ours_s']:.1f} s",
+            f"  ours stored {dedup['ours_mb']:.1f} MB (sent {dedup['ours_sent_mb']:.1f} MB) in {dedup['ours_s']:.1f} s "
+            "(client chunking + upload + commit)",
             f"  borg lz4 (default) stored {borg_lz4:.1f} MB in {dedup['borg lz4 (borg default) s']:.1f} s; "
             f"ours / borg = {dedup['ours_mb'] / borg_lz4:.3f}",
             f"  borg zstd,3 stored {dedup['borg zstd,3 mb']:.1f} MB in {dedup['borg zstd,3 s']:.1f} s; "
