@@ -60,12 +60,15 @@ def cmd_store_serve(args: argparse.Namespace, settings: object) -> int:
     except StoreStartupError as exc:
         print(f"mirrortwin store serve: {exc}", file=sys.stderr)
         return STARTUP_ERROR_EXIT
+    import logging
+
     from aiohttp import web
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app, sock = runner_parts
     host, port = sock.getsockname()[:2]
     print(f"mirror store serving {args.root} on http://{host}:{port}", flush=True)
-    web.run_app(app, sock=sock, print=None, handle_signals=True)
+    web.run_app(app, sock=sock, print=None, handle_signals=True, access_log=None)
     return 0
 
 

@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from realworld.store.backend import BackendError
 from realworld.store.service import MirrorStoreService, StoreError, summary_json
 from realworld.store.tenants import Tenants
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_MB = 64
 RESTORE_WRITE_BYTES = 4 * 1024 * 1024
@@ -60,6 +64,13 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
         if exc.status < 400:
             raise
         return _json_error(exc.status, exc.reason, "path" if exc.status == 404 else "")
+    except BackendError as exc:
+        log.error("storage failure on %s %s: %s", request.method, request.path, exc)
+        return _json_error(507, f"storage failure: {exc}", "")
+    except Exception:
+        # A bug, not the caller's fault: log it here, answer one JSON line, keep serving.
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _json_error(500, "internal error (logged by the store)", "")
 
 
 def _tenant(request: web.Request) -> str:
@@ -214,8 +225,13 @@ async def _periodic_gc(app: web.Application) -> None:
     interval = app[GC_INTERVAL_KEY]
     while True:
         await asyncio.sleep(interval)
-        for tenant in await asyncio.to_thread(service.tenants_with_data):
-            await asyncio.to_thread(service.gc, tenant)
+        try:
+            for tenant in await asyncio.to_thread(service.tenants_with_data):
+                result = await asyncio.to_thread(service.gc, tenant)
+                log.info("gc %s: %s", tenant, result)
+        except Exception:
+            # Keep collecting on the next tick; a failed sweep deletes nothing it should not.
+            log.exception("periodic gc failed")
 
 
 async def _gc_task(app: web.Application) -> Any:
