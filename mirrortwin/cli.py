@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from mirrortwin import control_cli
+from mirrortwin import control_cli, store_cli
 from mirrortwin.agent_cli import register as register_agent
 from mirrortwin.config import Settings, load_settings
 
@@ -487,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, metavar="DIR", help="where the model and metrics go (default: results/failure-model)"
     )
     failure.set_defaults(func=cmd_failure_model)
+    store_cli.register(commands)
     return parser
 
 

@@ -16,6 +16,9 @@ from typing import Protocol
 KEY_SEGMENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """One '/'-separated key segment: starts with a letter or digit (so never '.', '..' or a hidden name)."""
 
+#: The same rule under the name the store's identifier checks use.
+KEY_SEGMENT = KEY_SEGMENT_PATTERN
+
 
 class BackendError(Exception):
     """A backend operation failed (I/O, network, permissions); message says which key."""
