@@ -155,7 +155,7 @@ class SplitLoadBalancer:
         # Backend ids inside each service: the read service knows processes by their own ids; the write
         # service by id + WRITE_SUFFIX (HAProxy adapters index backends by id across services).
         self._service_source: dict[str, str] = {}
-        self.events: list[tuple[str, str, str]] = []
+        self.events: list[tuple[str, str, object]] = []
 
     @staticmethod
     def write_service(instance_id: str) -> str:
@@ -171,7 +171,7 @@ class SplitLoadBalancer:
     def set_weights(self, instance_id: str, weights: Mapping[str, float]) -> None:
         """Shift the *read* traffic; writes stay with the single writer until the redirect."""
         self._lb.set_weights(instance_id, {self._ids.physical(b): w for b, w in weights.items()})
-        self.events.append(("weights", instance_id, repr(dict(weights))))
+        self.events.append(("weights", instance_id, dict(weights)))
 
     def check_health(self, backend_id: str) -> Operation[bool]:
         """HAProxy's verdict on the process behind ``backend_id``."""

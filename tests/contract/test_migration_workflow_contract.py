@@ -1,9 +1,9 @@
-"""The migration workflow, unchanged, against two implementations of its ports.
+"""The migration workflow, unchanged, against three implementations of its ports.
 
 One world is the fakes in ``tests/fakes`` driven by the deterministic ``WorkflowRunner``; the other is
-the SimPy twin (``sim.world``) driven by ``sim.driver``. The same ``initiate_migration`` generator must
-reach the same outcome and shift traffic through the same steps in both. The live adapters join this
-suite with the realworld issue.
+the SimPy twin (``sim.world``) driven by ``sim.driver``; the third the live adapters. The same ``initiate_migration`` generator must
+reach the same outcome and shift traffic through the same steps in all. The live world is
+suite: real IVNs, Mirror Stores, agents, HAProxy and redis-server processes (slow).
 """
 
 from __future__ import annotations
@@ -104,3 +104,46 @@ def test_same_workflow_same_behaviour(world, case, request):
     if outcome is MigrationOutcome.SUCCEEDED:
         assert got.result.schedule is not None
         assert got.result.end_time >= got.result.start_time + SETTINGS.dwell_s * len(SETTINGS.traffic_steps)
+
+
+def run_on_live(tmp_path, *, score: float, healthy: bool, capacity: bool) -> Outcome:
+    """The live adapters: real IVNs, Mirror Stores, agents, HAProxy and redis-server processes."""
+    from mirrortwin.live_fleet import LiveFleet
+    from policies.workflow import MigrationPorts
+    from realworld.identities import LogicalProvider
+    from tests.e2e.live_harness import require_live_tools, two_ivn_config, wait_for
+
+    require_live_tools()
+    overrides: dict[str, Any] = {}
+    if not healthy:
+        overrides["faults"] = {"freeze_replacements": ["redis-1"]}
+    config = two_ivn_config(tmp_path / "fleet", **overrides)
+    if not capacity:  # ivn-b's only host is smaller than the instance
+        ivns = [i.model_dump() for i in config.ivns]
+        ivns[1]["hosts"] = [{"name": "h0", "cores": 0.25, "memory_mb": 2048}]
+        config = config.model_copy(update={"ivns": [type(config.ivns[0]).model_validate(i) for i in ivns]})
+    iid = "redis-1"
+    with LiveFleet(config) as fleet:
+        wait_for(lambda: fleet.store_for("ivn-b", iid) is not None and fleet.store_for("ivn-b", iid).latest(iid),
+                 30, "a mirror snapshot in ivn-b")
+        ports = MigrationPorts(clock=fleet.clock, provider=LogicalProvider(fleet.provider, fleet.identities),
+                               store=fleet.mirror_store, lb=fleet.split_lb)
+        settings = WorkflowSettings(risk_threshold=0.5, traffic_steps=SETTINGS.traffic_steps, dwell_s=1.0)
+        result = fleet.driver.run_to_completion(
+            initiate_migration(iid, "ivn-b", risk=RiskAssessment(iid, score, score, {}), ports=ports,
+                               settings=settings),
+            timeout_s=120,
+        )
+        weights = [sum(w for b, w in ws.items() if b != iid) for kind, i, ws in fleet.split_lb.events
+                   if kind == "weights" and i == iid]
+        return Outcome(result, weights, fleet.identities.physical(iid) == iid)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_workflow_same_behaviour_on_the_live_adapters(case, tmp_path):
+    got = run_on_live(tmp_path, **CASES[case])
+    outcome, weights, source_serving = EXPECTED[case]
+    assert got.result.outcome == outcome, got.result.reason
+    assert got.replacement_weights == weights
+    assert got.source_serving == source_serving
