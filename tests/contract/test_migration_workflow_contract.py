@@ -1,9 +1,10 @@
 """The migration workflow, unchanged, against three implementations of its ports.
 
-One world is the fakes in ``tests/fakes`` driven by the deterministic ``WorkflowRunner``; the other is
-the SimPy twin (``sim.world``) driven by ``sim.driver``; the third the live adapters. The same ``initiate_migration`` generator must
-reach the same outcome and shift traffic through the same steps in all. The live world is
-suite: real IVNs, Mirror Stores, agents, HAProxy and redis-server processes (slow).
+The fakes in ``tests/fakes`` driven by the deterministic ``WorkflowRunner``; the SimPy twin
+(``sim.world``) driven by ``sim.driver``; and the live adapters (real IVNs, Mirror Stores, agents,
+HAProxy and redis-server processes) driven by ``realworld.driver`` on the wall clock (slow). The same
+``initiate_migration`` generator must reach the same outcome and shift traffic through the same steps
+in all three.
 """
 
 from __future__ import annotations
