@@ -1,5 +1,5 @@
 """Live adapters implementing the ports of :mod:`policies.ports` against real systems.
 
-Empty for now: the RMA sidecar, the Mirror Store service, the HAProxy load balancer and the instance
-provider arrive with the realworld issue (see ``README.md`` here). Nothing in the twin depends on it.
+Agents, Mirror Stores, HAProxy, IVNs as network namespaces and local-process instances; built only by
+``mirrortwin.live_fleet`` (see ``README.md`` here and ``docs/live.md``). Nothing in the twin depends on it.
 """
