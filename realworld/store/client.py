@@ -34,7 +34,6 @@ GROUP_RAW_BYTES = 64 * 1024 * 1024
 GROUP_HASHES = 20_000
 UPLOAD_BATCH_BYTES = 8 * 1024 * 1024
 UPLOAD_CONCURRENCY = 3
-RESTORE_READ_BYTES = 1024 * 1024
 CACHE_MIN_AGE_NS = 1_000_000_000
 PARTIAL_SUFFIX = ".mirrortwin-partial"
 
@@ -385,12 +384,14 @@ class MirrorStoreClient:
         writer = _RestoreWriter(snapshot_id, into, files)
         received = 0
         try:
-            with self._http.stream("GET", f"/v1/snapshots/{snapshot_id}/restore") as response:
+            restore_url = f"/v1/snapshots/{snapshot_id}/restore"
+            # identity: the frames are already compressed, and iter_raw() below must see them as sent.
+            with self._http.stream("GET", restore_url, headers={"Accept-Encoding": "identity"}) as response:
                 if response.status_code >= 400:
                     response.read()
                     _raise_for(response)
                 buffer = bytearray()
-                for block in response.iter_bytes(RESTORE_READ_BYTES):
+                for block in response.iter_raw():  # no re-chunking: frames are reassembled below anyway
                     received += len(block)
                     buffer += block
                     consumed = writer.feed(buffer)
