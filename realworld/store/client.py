@@ -261,7 +261,13 @@ class MirrorStoreClient:
     def _missing(self, hashes: list[str]) -> set[str]:
         if not hashes:
             return set()
-        response = self._request("POST", "/v1/chunks/missing", json={"hashes": hashes})
+        try:
+            response = self._request("POST", "/v1/chunks/missing", json={"hashes": hashes})
+        except StoreClientError as exc:
+            if exc.status == 413 and len(hashes) > 1:  # a store with a small --max-body-mb: ask in halves
+                half = len(hashes) // 2
+                return self._missing(hashes[:half]) | self._missing(hashes[half:])
+            raise
         return set(response.json()["missing"])
 
     def _flush(self, group: _Group) -> int:
@@ -327,7 +333,13 @@ class MirrorStoreClient:
 
     def _post_batch(self, frames: list[bytes]) -> int:
         body = b"".join(frames)
-        self._request("POST", "/v1/chunks", content=body, headers={"Content-Type": "application/octet-stream"})
+        try:
+            self._request("POST", "/v1/chunks", content=body, headers={"Content-Type": "application/octet-stream"})
+        except StoreClientError as exc:
+            if exc.status == 413 and len(frames) > 1:  # a store with a small --max-body-mb: send in halves
+                half = len(frames) // 2
+                return self._post_batch(frames[:half]) + self._post_batch(frames[half:])
+            raise
         return len(body) - HEADER.size * len(frames)
 
     # ------------------------------------------------------------- queries

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import zstandard
 from pydantic import ValidationError
 
 from realworld.store.backend import BackendError, ObjectBackend
@@ -128,7 +129,7 @@ class MirrorStoreService:
         self._local = threading.local()
 
     # ----------------------------------------------------------------- chunks
-    def _decompressor(self):  # type: ignore[no-untyped-def]
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
         if not hasattr(self._local, "decomp"):
             self._local.decomp = decompressor()
         return self._local.decomp

@@ -69,3 +69,18 @@ def test_gc_frees_deleted_snapshots_chunks_after_the_lease(tmp_path: Path) -> No
         assert read_tree(tmp_path / "out") == read_tree(keep)
     finally:
         store.stop()
+
+
+def test_client_halves_batches_for_a_store_with_a_small_body_limit(tmp_path: Path) -> None:
+    tenants = write_tenants(tmp_path / "tenants.toml")
+    store = start_store(tmp_path / "root", tenants, tmp_path, "--max-body-mb", "1")
+    try:
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "big").write_bytes(np.random.default_rng(3).bytes(6_000_000))
+        with MirrorStoreClient(store.url, TOKEN_A) as client:
+            info = client.upload_directory("small-bodies", source, timestamp=1.0)
+            client.restore(info.snapshot_id, tmp_path / "out")
+        assert read_tree(tmp_path / "out") == read_tree(source)
+    finally:
+        store.stop()
