@@ -34,7 +34,11 @@ def register(commands: Any) -> None:
     serve.add_argument("--port", type=int, default=8700, help="port to bind (default: 8700; 0 picks a free one)")
     serve.add_argument("--max-body-mb", type=float, default=64.0, metavar="M", help="largest request body (MiB)")
     serve.add_argument(
-        "--gc-interval-s", type=float, default=None, metavar="S", help="run mark-and-sweep this often (default: off)"
+        "--gc-interval-s",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="run mark-and-sweep over every tenant this often; 0 turns it off (default: 600)",
     )
     serve.add_argument(
         "--lease-s", type=float, default=None, metavar="S", help="pending-upload lease protecting chunks from GC"
@@ -79,6 +83,10 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, socket.socket]:
     from realworld.store.service import DEFAULT_LEASE_S, MirrorStoreService
     from realworld.store.tenants import Tenants, TenantsFileError
 
+    if args.gc_interval_s < 0:
+        raise StoreStartupError(f"--gc-interval-s {args.gc_interval_s}: must be >= 0 (0 turns periodic GC off)")
+    if args.lease_s is not None and args.lease_s <= 0:
+        raise StoreStartupError(f"--lease-s {args.lease_s}: must be positive")
     if args.max_body_mb <= 0:
         raise StoreStartupError(f"--max-body-mb {args.max_body_mb}: must be positive")
     if not 0 <= args.port <= 65535:
@@ -106,5 +114,5 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, socket.socket]:
         raise StoreStartupError(f"--host {args.host} --port {args.port}: cannot listen ({why})") from None
     lease_s = args.lease_s if args.lease_s is not None else DEFAULT_LEASE_S
     service = MirrorStoreService(backend, lease_s=lease_s)
-    app = build_app(service, tenants, max_body_mb=args.max_body_mb, gc_interval_s=args.gc_interval_s)
+    app = build_app(service, tenants, max_body_mb=args.max_body_mb, gc_interval_s=args.gc_interval_s or None)
     return app, sock

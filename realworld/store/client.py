@@ -34,7 +34,6 @@ GROUP_RAW_BYTES = 64 * 1024 * 1024
 GROUP_HASHES = 20_000
 UPLOAD_BATCH_BYTES = 8 * 1024 * 1024
 UPLOAD_CONCURRENCY = 3
-RESTORE_READ_BYTES = 1024 * 1024
 CACHE_MIN_AGE_NS = 1_000_000_000
 PARTIAL_SUFFIX = ".mirrortwin-partial"
 
@@ -262,7 +261,13 @@ class MirrorStoreClient:
     def _missing(self, hashes: list[str]) -> set[str]:
         if not hashes:
             return set()
-        response = self._request("POST", "/v1/chunks/missing", json={"hashes": hashes})
+        try:
+            response = self._request("POST", "/v1/chunks/missing", json={"hashes": hashes})
+        except StoreClientError as exc:
+            if exc.status == 413 and len(hashes) > 1:  # a store with a small --max-body-mb: ask in halves
+                half = len(hashes) // 2
+                return self._missing(hashes[:half]) | self._missing(hashes[half:])
+            raise
         return set(response.json()["missing"])
 
     def _flush(self, group: _Group) -> int:
@@ -328,7 +333,13 @@ class MirrorStoreClient:
 
     def _post_batch(self, frames: list[bytes]) -> int:
         body = b"".join(frames)
-        self._request("POST", "/v1/chunks", content=body, headers={"Content-Type": "application/octet-stream"})
+        try:
+            self._request("POST", "/v1/chunks", content=body, headers={"Content-Type": "application/octet-stream"})
+        except StoreClientError as exc:
+            if exc.status == 413 and len(frames) > 1:  # a store with a small --max-body-mb: send in halves
+                half = len(frames) // 2
+                return self._post_batch(frames[:half]) + self._post_batch(frames[half:])
+            raise
         return len(body) - HEADER.size * len(frames)
 
     # ------------------------------------------------------------- queries
@@ -385,12 +396,14 @@ class MirrorStoreClient:
         writer = _RestoreWriter(snapshot_id, into, files)
         received = 0
         try:
-            with self._http.stream("GET", f"/v1/snapshots/{snapshot_id}/restore") as response:
+            restore_url = f"/v1/snapshots/{snapshot_id}/restore"
+            # identity: the frames are already compressed, and iter_raw() below must see them as sent.
+            with self._http.stream("GET", restore_url, headers={"Accept-Encoding": "identity"}) as response:
                 if response.status_code >= 400:
                     response.read()
                     _raise_for(response)
                 buffer = bytearray()
-                for block in response.iter_bytes(RESTORE_READ_BYTES):
+                for block in response.iter_raw():  # no re-chunking: frames are reassembled below anyway
                     received += len(block)
                     buffer += block
                     consumed = writer.feed(buffer)

@@ -223,6 +223,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def _periodic_gc(app: web.Application) -> None:
     service = app[SERVICE_KEY]
     interval = app[GC_INTERVAL_KEY]
+    if not interval:
+        return
     while True:
         await asyncio.sleep(interval)
         try:

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import zstandard
 from pydantic import ValidationError
 
 from realworld.store.backend import BackendError, ObjectBackend
@@ -124,16 +125,23 @@ class MirrorStoreService:
         self.metrics = metrics or StoreMetrics()
         self._lock = threading.RLock()
         self._leases: dict[tuple[str, str], float] = {}
+        self._next_prune = 0.0
         self._local = threading.local()
 
     # ----------------------------------------------------------------- chunks
-    def _decompressor(self):  # type: ignore[no-untyped-def]
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
         if not hasattr(self._local, "decomp"):
             self._local.decomp = decompressor()
         return self._local.decomp
 
     def _lease(self, tenant: str, digests: Iterable[str]) -> None:
-        until = self.clock() + self.lease_s
+        now = self.clock()
+        if now >= self._next_prune:
+            # Expired leases are dropped every quarter lease, so the table holds at most ~1.25 lease periods of
+            # addresses even when no GC runs.
+            self._leases = {k: until for k, until in self._leases.items() if until > now}
+            self._next_prune = now + self.lease_s / 4
+        until = now + self.lease_s
         for digest in digests:
             self._leases[(tenant, digest)] = until
 

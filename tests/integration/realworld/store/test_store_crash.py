@@ -54,14 +54,15 @@ def test_sigkill_during_uploads_loses_no_committed_snapshot(tmp_path: Path) -> N
             committed.add(stamp)
             # ...and a large one in flight when the store is killed at a random point.
             in_flight = stamp + 5
-            expected[in_flight] = _state(tmp_path / f"flight-{round_index}", rng, files=6, megabytes_each=4)
+            expected[in_flight] = _state(tmp_path / f"flight-{round_index}", rng, files=6, megabytes_each=6)
             outcome: list[object] = []
 
             worker = threading.Thread(
                 target=_upload, args=(store.url, tmp_path / f"flight-{round_index}", in_flight, outcome)
             )
             worker.start()
-            threading.Event().wait(pick.uniform(0.05, 1.5))
+            # Random kill points; the first round kills early so at least one upload is surely in flight.
+            threading.Event().wait(pick.uniform(0.02, 0.2) if round_index == 0 else pick.uniform(0.05, 1.5))
             store.kill()
             worker.join(60)
             assert not worker.is_alive()

@@ -25,8 +25,8 @@ def _hashes(data: bytes) -> list[str]:
 
 
 def test_one_byte_insert_changes_few_chunks() -> None:
-    data = np.random.default_rng(1).bytes(8 * 1024 * 1024)
-    edited = data[:3_000_000] + b"x" + data[3_000_000:]
+    data = np.random.default_rng(1).bytes(16 * 1024 * 1024)
+    edited = data[:6_000_000] + b"x" + data[6_000_000:]
     before, after = _hashes(data), _hashes(edited)
     changed = len(set(after) - set(before))
     assert len(before) > 60
