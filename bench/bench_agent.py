@@ -26,6 +26,7 @@ Usage: ``PYTHONPATH=. .venv/bin/python bench/bench_agent.py [--duration-s 60] [-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -124,6 +125,43 @@ def make_uploader(args: argparse.Namespace) -> Any:
     return FakeSnapshotUploader(keep_bytes=False)
 
 
+@contextlib.contextmanager
+def running_store() -> Any:
+    """A real Mirror Store process on a free 127.0.0.1 port with one tenant; yields (url, token file)."""
+    import secrets
+    import socket
+
+    import httpx
+
+    from realworld.store.tenants import token_digest
+
+    root = Path(tempfile.mkdtemp(prefix="bench-agent-store-"))
+    token = secrets.token_urlsafe(16)
+    (root / "token").write_text(token)
+    (root / "tenants.toml").write_text(f'[tenants.bench]\ntoken_sha256 = "{token_digest(token)}"\n')
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirrortwin", "store", "serve", "--root", str(root / "data"), "--tenants",
+         str(root / "tenants.toml"), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url, str(root / "token")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -204,10 +242,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"files the mutations land in (default: all {FILES}, the worst case)",
     )
     parser.add_argument("--work-dir", type=Path, help="where the state and staging copies live (default: temp)")
-    parser.add_argument("--store-url", help="real Mirror Store (after the store branch is merged)")
+    parser.add_argument("--store-url", help="a running Mirror Store to upload into (default: the fake uploader)")
     parser.add_argument("--store-token-file", help="its tenant token file")
+    parser.add_argument(
+        "--real-store", action="store_true", help="start a real `mirrortwin store serve` for the run and use it"
+    )
     args = parser.parse_args(argv)
-    result = run(args)
+    with contextlib.ExitStack() as stack:
+        if args.real_store:
+            args.store_url, args.store_token_file = stack.enter_context(running_store())
+        result = run(args)
     print(json.dumps(result, indent=2))
     print(
         f"agent own CPU: {100 * result['agent_own_core_fraction']:.2f} % of one core "
