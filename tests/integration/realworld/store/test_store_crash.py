@@ -54,7 +54,11 @@ def test_sigkill_during_uploads_loses_no_committed_snapshot(tmp_path: Path) -> N
             committed.add(stamp)
             # ...and a large one in flight when the store is killed at a random point.
             in_flight = stamp + 5
-            expected[in_flight] = _state(tmp_path / f"flight-{round_index}", rng, files=6, megabytes_each=6)
+            # Round 0's upload is large (128 MB, ~0.5 s at this store's ingest speed) and is killed within
+            # 0.1 s, so at least one kill surely lands mid-upload however fast or idle the machine is.
+            size_mb = 16 if round_index == 0 else 6
+            expected[in_flight] = _state(tmp_path / f"flight-{round_index}", rng, files=8 if round_index == 0 else 6,
+                                         megabytes_each=size_mb)
             outcome: list[object] = []
 
             worker = threading.Thread(
@@ -62,7 +66,7 @@ def test_sigkill_during_uploads_loses_no_committed_snapshot(tmp_path: Path) -> N
             )
             worker.start()
             # Random kill points; the first round kills early so at least one upload is surely in flight.
-            threading.Event().wait(pick.uniform(0.02, 0.2) if round_index == 0 else pick.uniform(0.05, 1.5))
+            threading.Event().wait(pick.uniform(0.02, 0.1) if round_index == 0 else pick.uniform(0.05, 1.5))
             store.kill()
             worker.join(60)
             assert not worker.is_alive()
