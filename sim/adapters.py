@@ -182,7 +182,17 @@ class SimInstanceProvider:
         except MigrationRefusedError as exc:
             return failed(self.env, exc)
         done = self.env.event()
-        op.event.callbacks.append(lambda ev: done.succeed(f"{instance_id}@{dc.host_ids[ev.value]}"))
+
+        def relay(ev: simpy.Event) -> None:
+            # A restore can fail after it started (its target host died): hand the error on to the
+            # workflow, which reports a rolled-back migration, instead of reading it as a host index.
+            if ev.ok:
+                done.succeed(f"{instance_id}@{dc.host_ids[ev.value]}")
+            else:
+                ev.defused = True
+                done.fail(ev.value)
+
+        op.event.callbacks.append(relay)
         return SimOperation(done)
 
     def live_migrate(self, moves: Sequence[Move]) -> Sequence[SimOperation[bool]]:

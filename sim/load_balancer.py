@@ -67,8 +67,13 @@ class SimLoadBalancer:
         self.log.append((float(self.env.now), "weights", instance_id, float(dc.shadow_weight[i])))
 
     def check_health(self, backend_id: str) -> SimOperation[bool]:
-        """Health check that completes after ``health_check_s`` (a failing one: ``detection_delay_s``, if set)."""
-        healthy = bool(self.rng.random() >= self.failure_probability)
+        """Health check that completes after ``health_check_s`` (a failing one: ``detection_delay_s``, if set).
+
+        A replacement whose host has failed (its shadow is gone) fails its check whatever the draw: a
+        dead server answers no probe. The draw is made either way, so the random stream, and with it
+        every other result of the run, does not depend on whether a host died.
+        """
+        healthy = bool(self.rng.random() >= self.failure_probability) and self._backend_alive(backend_id)
         delay = self.health_check_s
         if not healthy and self.detection_delay_s is not None:
             delay = self.detection_delay_s
@@ -80,6 +85,16 @@ class SimLoadBalancer:
                 dc.note_changed(i)
         ev = self.env.timeout(delay, value=healthy)
         return SimOperation(ev)
+
+    def _backend_alive(self, backend_id: str) -> bool:
+        """Whether the server behind ``backend_id`` still runs (its host is up and still holds it)."""
+        iid, host = split_backend(backend_id)
+        if host is None:
+            return True
+        dc = self.dc
+        i = dc.instance_index[iid]
+        h = dc.host_index[host]
+        return bool(dc.host_available[h]) and (int(dc.shadow_host[i]) == h or int(dc.host_of[i]) == h)
 
     def redirect(self, instance_id: str, replacement_id: str) -> None:
         """All traffic to the replacement: the instance now lives on the replacement's host."""

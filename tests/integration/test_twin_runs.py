@@ -106,3 +106,42 @@ def test_planetlab_day_with_threshold_reports_every_headline_metric():
     assert s["migrations"] > 0 and s["energy_kwh"] > 0
     null = _run("planetlab-20110303", "null")
     assert null.summary["migrations"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fail_at_s", "reason"),
+    [(900.01, "failed during the restore"), (905.0, "health check failed")],
+    ids=["during-restore", "after-restore"],
+)
+def test_a_replacement_whose_host_dies_rolls_the_workflow_back(traces_root, fail_at_s, reason):
+    """Regression: a replacement whose host died passed its health checks (the draw ignored the host),
+    and a restore that failed after it started crashed the run (its error was read as a host index).
+    The workflow must roll back and the source keep serving."""
+    from mirrortwin.config import load_settings
+    from mirrortwin.wiring import make_population, resolve_for_policy, seed_streams
+    from policies.records import MigrationOutcome, RiskAssessment
+    from policies.workflow import WorkflowSettings, initiate_migration
+    from sim.driver import drive
+    from sim.world import build_world
+
+    overrides = {
+        "controller.policy": "null",
+        "controller.params": {},
+        "topology.ivns.1.hosts": [{"type": "G4", "count": 1}],
+        "failures.enabled": True,
+        "failures.model": "list",
+        "failures.times": [{"host": "ivn-b/h00000", "at_s": fail_at_s}],
+    }
+    spec = resolve_for_policy("smoke", policy=None, overrides=overrides)
+    pop_rng, run_rng = seed_streams(spec.seed)
+    world = build_world(spec, make_population(spec, load_settings(), pop_rng), rng=run_rng,
+                        health_failure_probability=0.0)
+    world.env.run(until=900.0)
+    risk = RiskAssessment("vm-00000", risk_score=0.9, predicted_load=0.9, health_metrics={})
+    proc = drive(world.env, initiate_migration("vm-00000", "ivn-b", risk=risk, ports=world.ports,
+                                               settings=WorkflowSettings(dwell_s=30.0)))
+    world.env.run(until=proc)
+    assert proc.value.outcome is MigrationOutcome.ROLLED_BACK, proc.value.reason
+    assert reason in proc.value.reason
+    i = world.dc.instance_index["vm-00000"]
+    assert world.dc.host_ids[world.dc.host_of[i]].startswith("ivn-a/")
