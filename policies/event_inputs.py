@@ -63,6 +63,7 @@ def exog_groups(
     n_history: int,
     horizon: int,
     calendar: bool = False,
+    calendar_epoch_s: float = 0.0,
 ) -> list[ExogGroup]:
     """Group instances by the events that concern them and build each group's inputs.
 
@@ -73,8 +74,9 @@ def exog_groups(
         step_s: Time between history columns, also the forecast step.
         n_history: History columns.
         horizon: Forecast steps the inputs must also cover.
-        calendar: Add hour-of-day / day-of-week columns (only the cycles the history covers; the
-            calendar's clock is the events' clock, so epoch 0 of that clock is midnight UTC).
+        calendar: Add hour-of-day / day-of-week columns (only the cycles the history covers).
+        calendar_epoch_s: Epoch seconds (UTC) of time 0 of the events' clock (0: the clock is epoch
+            time already; the twin's clock starts at 0 at the start of the run).
 
     Returns:
         Groups in order of their first instance; together they cover every instance once.
@@ -87,7 +89,7 @@ def exog_groups(
     if calendar:
         cycles = covered_cycles(n_history * step_s)
         if cycles:
-            cal = calendar_features(start, step_s, rows_total, cycles)
+            cal = calendar_features(calendar_epoch_s + start, step_s, rows_total, cycles)
     if n == 0:
         return []
     signature = np.packbits(members.T, axis=1) if len(events) else np.zeros((n, 1), np.uint8)
