@@ -21,8 +21,12 @@ time, plus ``n_event_origins`` spread over each declared event window that falls
 ``max horizon`` steps before its start to its end), because that is where declared events can help and
 evenly spread origins rarely land there. The origins depend only on the declared schedule.
 
-Errors are reported by horizon for three windows: ``event`` (forecast targets inside a declared window
-that concerns the instance), ``rest`` (every other target) and ``all``. MASE is fleet-level, as in the
+Errors are reported by horizon for four sets of forecast targets: ``change`` (the declared multiplier
+at the target differs from the one at the newest history sample: an event starts or ends in between,
+which no forecaster can know from history alone), ``event`` (targets inside a declared window that
+concerns the instance), ``rest`` (every other target) and ``all``. Forecast means are held to
+``[0, ceiling]``, ceiling = 1 or the highest utilisation in the history (a VM cannot use more than its
+size; the predictive policy clips the same way). MASE is fleet-level, as in the
 trace backtest (mean absolute error over mean in-sample seasonal-naive error of the same history).
 """
 
@@ -56,7 +60,7 @@ SEASON_STEPS = 288
 FORECASTERS: tuple[str, ...] = ("naive", "seasonal_naive", "arima")
 EXOG_CAPABLE: frozenset[str] = frozenset({"arima", "auto_arima"})
 VARIANTS: tuple[str, ...] = ("none", "calendar", "events", "calendar+events", "events-scaled")
-WINDOWS: tuple[str, ...] = ("event", "rest", "all")
+WINDOWS: tuple[str, ...] = ("change", "event", "rest", "all")
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,7 @@ class _Cell:
     scale: list[FloatArray] = field(default_factory=list)
     covered: list[FloatArray] = field(default_factory=list)
     in_event: list[FloatArray] = field(default_factory=list)
+    changed: list[FloatArray] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -212,11 +217,17 @@ def run_event_backtest(
         n_hist = history.shape[1]
         now_s = (origin - 1) * data.step_s
         scale = np.repeat(mase_scale(history, SEASON_STEPS)[:, None], max_h, axis=1)
-        targets = grid_times(now_s, data.step_s, 1, max_h)[1:]
-        in_event = declared_multipliers(data.events, ids, targets) != 1.0
+        times = grid_times(now_s, data.step_s, 1, max_h)
+        declared = declared_multipliers(data.events, ids, times)
+        in_event = declared[:, 1:] != 1.0
+        changed = declared[:, 1:] != declared[:, :1]
+        # Utilisation cannot exceed the instance's size (1, or what the trace itself showed above 1):
+        # every forecast is held to that, as the predictive policy does.
+        ceiling = np.maximum(1.0, np.nanmax(history, axis=1, initial=0.0))[:, None]
         for name, variant in variants:
             began = time.perf_counter()
             fc = _forecast(name, variant, history, data, ids, now_s, n_hist, max_h, cycles, config)
+            fc = Forecast(np.clip(fc.mean, 0.0, ceiling), fc.lower, fc.upper, fc.level)
             cell = cells[(name, variant)]
             cell.seconds += time.perf_counter() - began
             err = fc.mean - actual
@@ -226,14 +237,17 @@ def run_event_backtest(
             inside = (actual >= fc.lower) & (actual <= fc.upper)
             cell.covered.append(np.where(np.isnan(fc.mean), np.nan, inside))
             cell.in_event.append(in_event)
+            cell.changed.append(changed)
     out: list[dict[str, Any]] = []
     for (name, variant), cell in cells.items():
-        stacked = {k: np.vstack(getattr(cell, k)) for k in ("abs_err", "sq_err", "scale", "covered", "in_event")}
+        keys = ("abs_err", "sq_err", "scale", "covered", "in_event", "changed")
+        stacked = {k: np.vstack(getattr(cell, k)) for k in keys}
         for window in WINDOWS:
             for h in config.horizons:
                 col = h - 1
                 mask = stacked["in_event"][:, col].astype(bool)
-                pick = mask if window == "event" else ~mask if window == "rest" else np.ones_like(mask)
+                picks = {"change": stacked["changed"][:, col].astype(bool), "event": mask, "rest": ~mask}
+                pick = picks.get(window, np.ones_like(mask))
                 out.append(_row(data.name, name, variant, window, h, stacked, col, pick, cell.seconds))
         log(f"{data.name}: {name} / {variant} done ({cell.seconds:.1f} s)")
     return pd.DataFrame(out)
@@ -318,18 +332,19 @@ def _build(name: str, config: EventBacktestConfig) -> Any:
 
 
 def to_markdown(table: pd.DataFrame, horizons: Sequence[int]) -> str:
-    """One row per (forecaster, exog), MASE by horizon in the event windows, outside them, and overall."""
+    """One row per (forecaster, exog), MASE by horizon at changes, in the event windows, outside, overall."""
     header = ["forecaster", "exog"]
     for window in WINDOWS:
         header += [f"MASE {window} h={h}" for h in horizons]
-    header += ["n event h=1", "fit+fc s"]
+    header += ["n change h=1", "n event h=1", "fit+fc s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
     for (name, variant), group in table.groupby(["forecaster", "exog"], sort=False):
         by = group.set_index(["window", "horizon"])
         cells = [str(name), str(variant)]
         for window in WINDOWS:
             cells += [f"{by.loc[(window, h), 'mase']:.3f}" for h in horizons]
-        cells += [str(int(by.loc[("event", horizons[0]), "n"])), f"{group['fit_forecast_s'].iloc[0]:.1f}"]
+        cells += [str(int(by.loc[(w, horizons[0]), "n"])) for w in ("change", "event")]
+        cells.append(f"{group['fit_forecast_s'].iloc[0]:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

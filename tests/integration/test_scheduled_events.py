@@ -94,7 +94,7 @@ def test_tiny_forecast_eval_on_the_scenario(settings: Settings, capsys: pytest.C
     assert main([*argv, *tiny, "--set", "workload.instances=40"], settings=settings) == 0
     out = capsys.readouterr().out
     table = pd.read_csv(settings.results_dir / "forecast-eval-bitbrains-campaign" / "forecast_eval_events.csv")
-    assert set(table["window"]) == {"event", "rest", "all"}
+    assert set(table["window"]) == {"change", "event", "rest", "all"}
     assert set(table.loc[table["forecaster"] == "arima", "exog"]) == {
         "none", "calendar", "events", "calendar+events", "events-scaled"
     }  # fmt: skip
