@@ -301,9 +301,9 @@ def _forecast(
     config: EventBacktestConfig,
 ) -> Forecast:
     """One forecast of every test series at one origin, with what ``variant`` lets it know."""
-    grid = {"now_s": now_s, "step_s": data.step_s, "n_history": n_hist, "horizon": max_h}
+    step = data.step_s
     if variant == "events-scaled":
-        past, future = declared_scaling(data.events, ids, **grid)
+        past, future = declared_scaling(data.events, ids, now_s=now_s, step_s=step, n_history=n_hist, horizon=max_h)
         base = _build(name, config).fit(deflate(history, past)).forecast(max_h, config.level)
         return inflate(base, future)
     if variant == "none":
@@ -312,8 +312,16 @@ def _forecast(
         start = now_s - data.step_s * (n_hist - 1)
         exog: Exogenous = calendar_features(data.epoch_s + start, data.step_s, n_hist + max_h, cycles)
         return _build(name, config).fit(history, exog).forecast(max_h, config.level)
-    events = data.events
-    groups = exog_groups(events, ids, calendar=variant == "calendar+events", calendar_epoch_s=data.epoch_s, **grid)
+    groups = exog_groups(
+        data.events,
+        ids,
+        now_s=now_s,
+        step_s=step,
+        n_history=n_hist,
+        horizon=max_h,
+        calendar=variant == "calendar+events",
+        calendar_epoch_s=data.epoch_s,
+    )
     shape = (len(ids), max_h)
     mean, lower, upper = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
     for group in groups:

@@ -65,7 +65,7 @@ from scipy.special import ndtr, ndtri
 
 from policies import placement_kernels
 from policies.errors import PolicyConfigError
-from policies.event_inputs import declared_scaling, deflate, exog_groups, inflate
+from policies.event_inputs import ExogGroup, declared_scaling, deflate, exog_groups, inflate
 from policies.fleet import BoolArray, FleetSnapshot, FloatArray, IntArray, power_at
 from policies.forecasting import Forecast, Forecaster, make_forecaster, z_value
 from policies.records import MigrationPlan, Move, MoveReason, RiskAssessment
@@ -326,7 +326,7 @@ class PredictivePolicy:
             forecast = self._forecast_groups(history, groups, refit)
         return inflate(forecast, future) if future is not None else forecast
 
-    def _forecast_groups(self, history: FloatArray, groups: list[Any], refit: bool) -> Forecast:
+    def _forecast_groups(self, history: FloatArray, groups: list[ExogGroup], refit: bool) -> Forecast:
         """One forecaster per group of instances sharing exogenous inputs; results put back in row order."""
         shape = (history.shape[0], self.horizon)
         mean, lower, upper = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
