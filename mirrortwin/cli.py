@@ -514,6 +514,11 @@ def cmd_forecast_eval(args: argparse.Namespace, settings: Settings) -> int:
         horizons = tuple(int(h) for h in names(args.horizons, ("1", "3", "6", "12")))
     except ValueError:
         raise UsageError(f"--horizons {args.horizons!r}: expected comma-separated integers, e.g. 1,3,6,12") from None
+    if args.scenario is not None:
+        return _forecast_eval_scenario(args, settings, horizons, names)
+    for flag, given in (("--event-origins", args.event_origins), ("--set", args.set)):
+        if given is not None:
+            raise UsageError(f"{flag}: only with --scenario")
     config = fe.BacktestConfig(
         families=names(args.families, fe.FAMILIES),
         forecasters=names(args.forecasters, fe.FORECASTERS),
@@ -535,6 +540,46 @@ def cmd_forecast_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _forecast_eval_scenario(
+    args: argparse.Namespace,
+    settings: Settings,
+    horizons: tuple[int, ...],
+    names: Callable[[str | None, tuple[str, ...]], tuple[str, ...]],
+) -> int:
+    """``forecast-eval --scenario NAME``: backtest on a scenario's demand with its declared events."""
+    from mirrortwin import forecast_eval_events as fev
+
+    for flag, given in (
+        ("--families", args.families),
+        ("--save-lstm", args.save_lstm),
+        ("--load-lstm", args.load_lstm),
+    ):
+        if given is not None:
+            raise UsageError(f"{flag}: not with --scenario (the scenario names its trace; the LSTM takes no events)")
+    config = fev.EventBacktestConfig(
+        scenario=args.scenario,
+        forecasters=names(args.forecasters, fev.FORECASTERS),
+        horizons=horizons,
+        n_series=args.series,
+        n_origins=args.origins,
+        n_event_origins=4 if args.event_origins is None else args.event_origins,
+        history_steps=args.history,
+        seed=args.seed,
+        overrides=parse_overrides(args.set or []),
+    )
+    config.check()
+    data = fev.load_scenario_demand(config, settings)
+    table = fev.run_event_backtest(config, data)
+    folder = args.out or settings.results_dir / f"forecast-eval-{data.name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "forecast_eval_events.csv", index=False)
+    markdown = fev.to_markdown(table, list(config.horizons))
+    (folder / "forecast_eval_events.md").write_text(markdown + "\n", encoding="utf-8")
+    print(markdown)
+    print(f"results: {folder}")
+    return 0
+
+
 def _add_forecast_eval(commands: Any) -> None:
     fc = commands.add_parser("forecast-eval", help="rolling-origin backtest of the forecasters on real traces")
     fc.add_argument("--families", metavar="A,B", help="trace families (default: planetlab,bitbrains,azure)")
@@ -551,6 +596,16 @@ def _add_forecast_eval(commands: Any) -> None:
     fc.add_argument("--load-lstm", type=Path, metavar="DIR", help="use LSTM artefacts from DIR instead of training")
     fc.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: results/forecast-eval)")
     fc.add_argument("--no-plots", action="store_true", help="skip the PNG plot")
+    fc.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="backtest on this scenario's demand after event injection, without / with calendar / with "
+        "its declared events (e.g. bitbrains-campaign); replaces --families",
+    )
+    fc.add_argument(
+        "--event-origins", type=int, metavar="N", help="with --scenario: extra origins per declared window (default 4)"
+    )
+    fc.add_argument("--set", action="append", metavar="KEY=VALUE", help="with --scenario: override a scenario field")
     fc.set_defaults(func=cmd_forecast_eval)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from policies.scheduled_events import ScheduledEvent
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -64,6 +66,12 @@ class FleetSnapshot:
         instance_mirror_age_s: Age of that snapshot (s); ``inf`` when there is none.
         ivn_cost_per_gb_hour: Price of hosting one GB of instance memory for an hour in each IVN
             (``None``: all free).
+        declared_events: The scheduled events the operator has declared (window, expected
+            multiplier, instances concerned), in the clock of ``now_s``. Only the declaration: what an
+            event really does to demand is never part of the view.
+        history_step_s: Time between two columns of ``instance_cpu_history`` (the newest column is
+            at ``now_s``); ``None`` when the world does not say. Needed to put declared events and
+            calendar features on the history's grid.
     """
 
     now_s: float
@@ -91,6 +99,8 @@ class FleetSnapshot:
     instance_mirror_ivn: IntArray | None = None
     instance_mirror_age_s: FloatArray | None = None
     ivn_cost_per_gb_hour: FloatArray | None = None
+    declared_events: tuple[ScheduledEvent, ...] = ()
+    history_step_s: float | None = None
 
     @property
     def n_hosts(self) -> int:

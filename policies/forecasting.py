@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from policies.errors import PolicyConfigError
 from policies.overload_detectors import REGRESSION_WINDOW, cloudsim_weighted_line, tricube_weights
+from policies.scheduled_events import ScheduledEvent
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -152,27 +153,6 @@ def calendar_features(
 def covered_cycles(history_s: float) -> tuple[str, ...]:
     """The calendar cycles a history of ``history_s`` seconds covers at least once."""
     return tuple(name for name, period in (("day", 86400.0), ("week", 7 * 86400.0)) if history_s >= period)
-
-
-@dataclass(frozen=True)
-class ScheduledEvent:
-    """An event declared ahead of time (maintenance window, campaign, seasonal peak).
-
-    The forecaster sees only this declaration; whatever the event really does to demand is the
-    world's business (the twin injects it, a live fleet just experiences it).
-
-    Attributes:
-        name: Column name of the event's feature.
-        start_s: Start, in the same clock as the timestamps (epoch seconds).
-        end_s: End (exclusive).
-        multiplier: Declared effect on demand (1.3 = +30 %); the feature is ``multiplier - 1``
-            inside the window and 0 outside, so "no event" and "no effect" look the same.
-    """
-
-    name: str
-    start_s: float
-    end_s: float
-    multiplier: float = 1.0
 
 
 def event_features(events: Sequence[ScheduledEvent], start_epoch_s: float, step_s: float, n_steps: int) -> Exogenous:

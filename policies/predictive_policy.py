@@ -35,6 +35,15 @@ One round:
    evacuation on the predicted view, except that hosts whose predicted load rises above their current
    load are not evacuated (their instances would soon need the room).
 
+**Declared events.** When the fleet view carries a declared schedule (maintenance windows, campaigns,
+seasonal peaks: only what the operator announced, never their real effect), the forecast takes it into
+account (``declared_events``): ``"exog"`` feeds it to forecasters that accept exogenous input (ARIMA) as
+one column per event kind over the history *and* the horizon, with instances grouped by the events that
+concern them (one fitted forecaster per group); ``"scale"`` divides the history by the declared
+multiplier and multiplies the forecast by it (any forecaster); ``"ignore"`` does neither. Calendar
+features (``calendar``) are optional and off by default: on the Bitbrains backtest they did not help,
+and the controller's short history covers no full day, in which case no calendar column is added.
+
 Optionally (``snapshot_interval_risky_s`` with ``snapshot_interval_s``) instances on hosts whose risk
 reaches ``snapshot_risk`` are mirrored more often, so that the instances likely to move have fresh
 mirrors; the plan carries the changes and the controller applies them through the Mirror Store port.
@@ -56,14 +65,18 @@ from scipy.special import ndtr, ndtri
 
 from policies import placement_kernels
 from policies.errors import PolicyConfigError
+from policies.event_inputs import ExogGroup, declared_scaling, deflate, exog_groups, inflate
 from policies.fleet import BoolArray, FleetSnapshot, FloatArray, IntArray, power_at
-from policies.forecasting import Forecaster, make_forecaster, z_value
+from policies.forecasting import Forecast, Forecaster, make_forecaster, z_value
 from policies.records import MigrationPlan, Move, MoveReason, RiskAssessment
 from policies.target_selection import TARGET_SELECTIONS
 from policies.threshold_policy import ThresholdPolicy
 
 DEFAULT_MIN_HISTORY = 12
 """Samples needed before forecasting when the forecaster states no minimum of its own (an hour at 5 min)."""
+
+EVENT_MODES = ("exog", "scale", "ignore")
+"""How the policy uses a declared schedule (see the module docstring)."""
 
 INTERVAL_LEVEL = 0.95
 """Level of the prediction interval the forecast spread is read from (any level gives the same sigma)."""
@@ -96,6 +109,12 @@ class PredictivePolicy:
         snapshot_interval_risky_s: Snapshot interval (s) for instances on hosts at risk; ``None``:
             the policy does not touch snapshot intervals.
         snapshot_risk: Host risk from which its instances get the risky snapshot interval.
+        declared_events: How the declared schedule enters the forecast: ``"exog"`` (as regressors,
+            for forecasters that take exogenous input; others ignore it), ``"scale"`` (history
+            divided and forecast multiplied by the declared multiplier, any forecaster) or
+            ``"ignore"``.
+        calendar: Also feed hour-of-day / day-of-week columns (the cycles the history covers) to
+            forecasters that take exogenous input.
 
     Raises:
         PolicyConfigError: A parameter is invalid; the message names it.
@@ -122,6 +141,8 @@ class PredictivePolicy:
         snapshot_interval_s: float | None = None,
         snapshot_interval_risky_s: float | None = None,
         snapshot_risk: float = 0.2,
+        declared_events: str = "exog",
+        calendar: bool = False,
     ) -> None:
         self.horizon = _positive_int("horizon", horizon)
         self.refit_every = _positive_int("refit_every", refit_every)
@@ -158,8 +179,21 @@ class PredictivePolicy:
         self.underload_threshold = self.fallback.underload_threshold
         self.allow_cross_ivn = allow_cross_ivn
         self._rule = TARGET_SELECTIONS[target_selection]().kernel_id
+        if declared_events not in EVENT_MODES:
+            raise PolicyConfigError(
+                "declared_events", f"must be one of {', '.join(EVENT_MODES)}, got {declared_events!r}"
+            )
+        if not isinstance(calendar, bool):
+            raise PolicyConfigError("calendar", f"must be true or false, got {calendar!r}")
+        self.declared_events = declared_events
+        self.calendar = calendar
         self.forecaster_name = forecaster
-        self.forecaster = _build_forecaster(forecaster, forecaster_params, artefact, self.horizon)
+        self._forecaster_args = (forecaster, forecaster_params, artefact, self.horizon)
+        self.forecaster = _build_forecaster(*self._forecaster_args)
+        # An LSTM takes exactly the inputs it was trained with (none, see _build_forecaster).
+        self._takes_exog = bool(getattr(self.forecaster, "uses_exog", False)) and not hasattr(self.forecaster, "model")
+        self._group_forecasters: dict[tuple[int, ...], Forecaster] = {}
+        self._group_keys: tuple[tuple[int, ...], ...] = ()
         if min_history is None:
             min_obs = getattr(self.forecaster, "min_obs", None)
             min_history = int(min_obs) if isinstance(min_obs, int) else DEFAULT_MIN_HISTORY
@@ -232,20 +266,11 @@ class PredictivePolicy:
     def _forecast(self, fleet: FleetSnapshot) -> tuple[FloatArray, FloatArray]:
         """Per instance and horizon step, forecast CPU demand (MIPS) and its variance (MIPS^2).
 
-        Estimates the forecaster every ``refit_every`` rounds (and whenever the instance set
-        changed), conditions it on the newest history otherwise. Instances without any forecast
-        (never observed) keep their current request with no spread.
+        Estimates the forecaster every ``refit_every`` rounds (and whenever the instance set or the
+        grouping by declared events changed), conditions it on the newest history otherwise.
+        Instances without any forecast (never observed) keep their current request with no spread.
         """
-        history = fleet.instance_cpu_history
-        if self._fitted_ids != fleet.instance_ids or self._rounds_since_fit >= self.refit_every:
-            self.forecaster.fit(history)
-            self._fitted_ids = fleet.instance_ids
-            self._rounds_since_fit = 0
-            self.fits += 1
-        else:
-            self.forecaster.observe(history)
-        self._rounds_since_fit += 1
-        forecast = self.forecaster.forecast(self.horizon, INTERVAL_LEVEL)
+        forecast = self.forecast_utilisation(fleet)
         capacity = fleet.instance_cpu_capacity_mips[:, None]
         sigma = (forecast.upper - forecast.lower) / (2.0 * z_value(INTERVAL_LEVEL))
         known = np.isfinite(forecast.mean) & np.isfinite(sigma)
@@ -254,6 +279,69 @@ class PredictivePolicy:
         demand = np.where(known, np.clip(forecast.mean, 0.0, 1.0) * capacity, current)
         variance = np.where(known, (np.maximum(sigma, 0.0) * capacity) ** 2, 0.0)
         return demand, variance
+
+    def forecast_utilisation(self, fleet: FleetSnapshot) -> Forecast:
+        """The utilisation forecast of every instance ``horizon`` steps ahead, declared events included.
+
+        This is the policy's whole use of the declared schedule, exposed so that a test can check
+        what reaches the forecasters.
+        """
+        history = fleet.instance_cpu_history
+        n_history = history.shape[1]
+        events = fleet.declared_events if fleet.history_step_s is not None else ()
+        use_events = self.declared_events != "ignore" and bool(events)
+        grid = {"now_s": fleet.now_s, "step_s": fleet.history_step_s or 0.0, "n_history": n_history}
+        future = None
+        if use_events and self.declared_events == "scale":
+            past, future = declared_scaling(events, fleet.instance_ids, horizon=self.horizon, **grid)
+            history = deflate(history, past)
+        wants_exog = self._takes_exog and fleet.history_step_s is not None
+        wants_exog = wants_exog and ((use_events and self.declared_events == "exog") or self.calendar)
+        if wants_exog:
+            groups = exog_groups(
+                events if use_events and self.declared_events == "exog" else (),
+                fleet.instance_ids,
+                horizon=self.horizon,
+                calendar=self.calendar,
+                **grid,
+            )
+        else:
+            groups = []
+        keys = tuple(g.key for g in groups)
+        refit = (
+            self._fitted_ids != fleet.instance_ids
+            or self._rounds_since_fit >= self.refit_every
+            or keys != self._group_keys
+        )
+        if refit:
+            self._fitted_ids = fleet.instance_ids
+            self._group_keys = keys
+            self._rounds_since_fit = 0
+            self.fits += 1
+        self._rounds_since_fit += 1
+        if not groups:
+            (self.forecaster.fit if refit else self.forecaster.observe)(history)
+            forecast = self.forecaster.forecast(self.horizon, INTERVAL_LEVEL)
+        else:
+            forecast = self._forecast_groups(history, groups, refit)
+        return inflate(forecast, future) if future is not None else forecast
+
+    def _forecast_groups(self, history: FloatArray, groups: list[ExogGroup], refit: bool) -> Forecast:
+        """One forecaster per group of instances sharing exogenous inputs; results put back in row order."""
+        shape = (history.shape[0], self.horizon)
+        mean, lower, upper = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+        if refit:
+            self._group_forecasters = {
+                g.key: self.forecaster if i == 0 else _build_forecaster(*self._forecaster_args)
+                for i, g in enumerate(groups)
+            }
+        for group in groups:
+            forecaster = self._group_forecasters[group.key]
+            rows = history[group.rows]
+            (forecaster.fit if refit else forecaster.observe)(rows, group.exog)
+            part = forecaster.forecast(self.horizon, INTERVAL_LEVEL)
+            mean[group.rows], lower[group.rows], upper[group.rows] = part.mean, part.lower, part.upper
+        return Forecast(mean, lower, upper, INTERVAL_LEVEL)
 
     # ------------------------------------------------------------------ relief
 

@@ -28,6 +28,10 @@ class InstancePopulation:
         ivn_index: Index (into the scenario's IVN list) of the IVN each instance starts in.
         demand: Demand series on the scenario's step, covering at least the scenario's duration.
         pes: vCPUs of each instance (``None``: one each); demand spreads evenly over them.
+        event_members: Which instances each of the scenario's ``events`` touches, shape (events,
+            instances), resolved once (a random fraction is drawn when the population is built) so
+            the demand the twin replays and the schedule declared to the policy name the same
+            instances. ``None`` when the scenario declares no events.
     """
 
     instance_ids: tuple[str, ...]
@@ -39,6 +43,7 @@ class InstancePopulation:
     ivn_index: npt.NDArray[np.int64]
     demand: TraceSet
     pes: npt.NDArray[np.int64] | None = None
+    event_members: npt.NDArray[np.bool_] | None = None
 
     @property
     def pes_or_ones(self) -> npt.NDArray[np.int64]:

@@ -358,6 +358,74 @@ class ControllerSettings(_Strict):
         return v
 
 
+EventKind = Literal["maintenance", "campaign", "seasonal_peak"]
+
+
+class EventSpec(_Strict):
+    """A scheduled event: what the operator declares ahead of time, and what it really does to demand.
+
+    The twin multiplies the demand of the instances the event touches by the *actual* effect
+    (``actual_multiplier``, ramped in and out over ``ramp_s``); forecasters and policies see only the
+    declaration (``declared_multiplier`` over ``[start_s, end_s)``), as a live operator would. The
+    gap between the two is the point: a campaign announced as x2 that brings x2.6, a seasonal peak
+    that builds up over an hour instead of at the stroke of the hour.
+
+    ``maintenance`` is modelled as a demand change of the touched instances, not as hosts going away:
+    the service is drained (declared 0: its users are sent elsewhere for the window) and what really
+    remains (``actual_multiplier``, e.g. 0.1 for health checks and stragglers) is what the twin runs.
+    Hosts stay up, so the controller may consolidate the emptied capacity and must re-spread it when
+    the window ends.
+
+    Which instances: all of them (default), those starting in ``ivn``, a seeded random ``fraction``
+    (drawn from the population's generator), or the listed ``instance_ids``; at most one of the three.
+    The selection is part of the declaration (an operator knows which service a campaign promotes).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: EventKind
+    start_s: float = Field(ge=0, allow_inf_nan=False, description="start, s from the start of the run")
+    end_s: float = Field(
+        gt=0, allow_inf_nan=False, description="end (exclusive), s from the start of the run; may outlast the run"
+    )
+    declared_multiplier: float = Field(ge=0, allow_inf_nan=False, description="effect on demand the operator announces")
+    actual_multiplier: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="effect the twin applies (default: as declared)"
+    )
+    ramp_s: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="the real effect builds up (and fades) linearly over this"
+    )
+    network: bool | None = Field(
+        default=None, description="also scale network demand (default: campaigns and seasonal peaks do)"
+    )
+    ivn: str | None = Field(default=None, description="only instances starting in this IVN")
+    fraction: float | None = Field(default=None, gt=0, le=1, description="a seeded random share of the instances")
+    instance_ids: list[str] | None = Field(default=None, min_length=1, description="only these instances")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventSpec:
+        if self.end_s <= self.start_s:
+            raise ValueError(f"end_s: must be after start_s ({self.end_s:g} <= {self.start_s:g})")
+        if 2 * self.ramp_s > self.end_s - self.start_s:
+            raise ValueError(
+                f"ramp_s: {self.ramp_s:g} s in and {self.ramp_s:g} s out do not fit a "
+                f"{self.end_s - self.start_s:g} s window"
+            )
+        chosen = [k for k in ("ivn", "fraction", "instance_ids") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"{chosen[1]}: give at most one of ivn, fraction, instance_ids (got {', '.join(chosen)})")
+        return self
+
+    @property
+    def real_multiplier(self) -> float:
+        """The effect the twin applies at the event's full strength."""
+        return self.declared_multiplier if self.actual_multiplier is None else self.actual_multiplier
+
+    @property
+    def scales_network(self) -> bool:
+        """Whether network demand changes too (by default: campaigns and seasonal peaks)."""
+        return self.kind != "maintenance" if self.network is None else self.network
+
+
 class Scenario(_Strict):
     """A complete, validated description of one run."""
 
@@ -373,6 +441,9 @@ class Scenario(_Strict):
     controller: ControllerSettings = ControllerSettings()
     failures: FailureSettings = FailureSettings()
     requests: RequestSettings = RequestSettings()
+    events: list[EventSpec] = Field(
+        default_factory=list, description="scheduled events: declared to the policy, injected into demand"
+    )
     idle_hosts_off: bool = Field(default=True, description="a host with no load draws 0 W")
     power_aware: bool = Field(
         default=True,
@@ -397,6 +468,9 @@ class Scenario(_Strict):
         for name in self.workload.ivns or []:
             if name not in ivns:
                 raise ValueError(f"workload.ivns: unknown IVN {name!r} (known: {sorted(ivns)})")
+        for k, event in enumerate(self.events):
+            if event.ivn is not None and event.ivn not in ivns:
+                raise ValueError(f"events[{k}].ivn: unknown IVN {event.ivn!r} (known: {sorted(ivns)})")
         if self.rma.target_ivn is not None and self.rma.target_ivn not in ivns:
             raise ValueError(f"rma.target_ivn: unknown IVN {self.rma.target_ivn!r}")
         for name in self.workload.may_move_to or []:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from scenarios.events import inject_events
 from scenarios.population import InstancePopulation
 from scenarios.spec import MB, Scenario, ScenarioError, locate_field
 from scenarios.traces import TraceFormatError, TraceNotFoundError, load_trace
@@ -49,7 +50,8 @@ def build_population(
             loaded from, or its name.
 
     Returns:
-        One row per instance, demand on ``scenario.step_s`` covering at least ``duration_s``.
+        One row per instance, demand on ``scenario.step_s`` covering at least ``duration_s``, with
+        the real effect of the scenario's scheduled events in it (:mod:`scenarios.events`).
 
     Raises:
         ScenarioError: One line naming the scenario file and field: the trace is missing (with what
@@ -101,7 +103,7 @@ def build_population(
     type_names, mips, ram_bytes, state_bytes, pes = _sizes(scenario, demand, rng, src)
     _check_fit(scenario, type_names, mips, ram_bytes, pes, src)
     width = max(5, len(str(n - 1)))
-    return InstancePopulation(
+    population = InstancePopulation(
         instance_ids=tuple(f"vm-{i:0{width}d}" for i in range(n)),
         trace_ids=demand.instance_ids,
         type_names=type_names,
@@ -112,6 +114,8 @@ def build_population(
         demand=demand,
         pes=pes,
     )
+    # Scheduled events change demand last, once sizes and start IVNs are known (a no-op without events).
+    return inject_events(scenario, population, rng=rng, source=src)
 
 
 def _load(scenario: Scenario, roots: Sequence[Path], cache_dir: Path | None, src: str) -> TraceSet:

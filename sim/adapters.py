@@ -13,6 +13,9 @@ import simpy
 
 from policies.fleet import FleetSnapshot
 from policies.records import MirrorSnapshot, Move
+from policies.scheduled_events import ScheduledEvent
+from scenarios.population import InstancePopulation
+from scenarios.spec import Scenario
 from sim.datacenter import Datacenter
 from sim.failures import HostFailures
 from sim.load_balancer import SimLoadBalancer, split_backend
@@ -42,11 +45,13 @@ class SimTelemetry:
         *,
         failures: HostFailures | None = None,
         mirroring: SimMirroring | None = None,
+        declared_events: Sequence[ScheduledEvent] = (),
     ):
         self.dc = dc
         self.stride = max(1, round(sampling_interval_s / dc.step_s))
         self.failures = failures
         self.mirroring = mirroring
+        self.declared_events = tuple(declared_events)
 
     def fleet(self, history_len: int) -> FleetSnapshot:
         """Build the fleet view at the current step, with ``history_len`` samples per instance."""
@@ -79,6 +84,8 @@ class SimTelemetry:
             host_health=self.host_health() if self.failures is not None else None,
             instance_allowed_ivns=self._allowed_ivns(),
             ivn_cost_per_gb_hour=np.array([i.cost_per_gb_hour for i in dc.scenario.topology.ivns], dtype=np.float64),
+            declared_events=self.declared_events,
+            history_step_s=self.stride * dc.step_s,
             **self._mirror_view(),
         )
 
@@ -131,6 +138,31 @@ class SimTelemetry:
             return {}
         table = self.failures.host_health(now)
         return {name: table[:, j] for j, name in enumerate(self.failures.health_names)}
+
+
+def declared_schedule(scenario: Scenario, population: InstancePopulation) -> tuple[ScheduledEvent, ...]:
+    """The scenario's events as an operator declares them: window, declared multiplier, instances.
+
+    This is the one place the twin turns its events into what the core sees, and it reads only the
+    declared fields: the actual multiplier and the ramp stay in the world (:mod:`scenarios.events`).
+    Times stay relative to the run's start, the clock of the fleet view's ``now_s``.
+    """
+    members = population.event_members
+    out: list[ScheduledEvent] = []
+    for k, event in enumerate(scenario.events):
+        rows = members[k] if members is not None else np.ones(population.n_instances, dtype=bool)
+        ids = None if rows.all() else tuple(population.instance_ids[i] for i in np.flatnonzero(rows).tolist())
+        out.append(
+            ScheduledEvent(
+                name=event.name,
+                start_s=event.start_s,
+                end_s=event.end_s,
+                multiplier=event.declared_multiplier,
+                kind=event.kind,
+                instance_ids=ids,
+            )
+        )
+    return tuple(out)
 
 
 class SimMirrorStorePort:
@@ -219,4 +251,5 @@ __all__ = [
     "SimLoadBalancer",
     "SimMirrorStorePort",
     "SimTelemetry",
+    "declared_schedule",
 ]

@@ -53,6 +53,7 @@ from policies.fleet import FleetSnapshot
 from policies.ports import Policy
 from scenarios.population import InstancePopulation
 from scenarios.spec import MB, Scenario
+from sim.adapters import declared_schedule
 from sim.datacenter import resample_power
 from sim.migration import MIGRATION_COLUMNS
 from sim.placement import PlacementError, initial_placement
@@ -199,6 +200,7 @@ class CloudSimAccounting:
             )
         self.scenario = scenario
         self.population = population
+        self.declared_events = declared_schedule(scenario, population)
         self.policy = policy
         self.rng = rng
         topo = scenario.topology
@@ -541,6 +543,9 @@ class _World:
             host_pes=acc.host_pes,
             host_cpu_util_last=self.util_now(),
             instance_list_rank=self.rank.copy(),
+            # The history holds one sample per decision point, the newest at ``t``.
+            declared_events=acc.declared_events,
+            history_step_s=acc.scenario.controller.interval_s,
         )
 
     def start_migration(self, v: int, target: int | None, t: float, reason: str, row: int) -> float | None:

@@ -16,7 +16,7 @@ from policies.workflow import MigrationPorts, WorkflowSettings
 from scenarios.population import InstancePopulation
 from scenarios.smart_health import SmartHealthSampler
 from scenarios.spec import Scenario
-from sim.adapters import SimClock, SimInstanceProvider, SimMirrorStorePort, SimTelemetry
+from sim.adapters import SimClock, SimInstanceProvider, SimMirrorStorePort, SimTelemetry, declared_schedule
 from sim.datacenter import Datacenter
 from sim.failures import FailureSpecError, HostFailures
 from sim.load_balancer import SimLoadBalancer
@@ -121,7 +121,13 @@ def build_world(
         executor=executor,
         lb=lb,
         clock=SimClock(env),
-        telemetry=SimTelemetry(dc, scenario.rma.sampling_interval_s, failures=failures, mirroring=mirroring),
+        telemetry=SimTelemetry(
+            dc,
+            scenario.rma.sampling_interval_s,
+            failures=failures,
+            mirroring=mirroring,
+            declared_events=declared_schedule(scenario, population),
+        ),
         provider=SimInstanceProvider(env, dc, executor),
         store=SimMirrorStorePort(dc, mirroring),
         failures=failures,
