@@ -26,7 +26,14 @@ def register(commands: Any) -> None:
     store = commands.add_parser("store", help="the live Mirror Store service")
     actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
     serve = actions.add_parser("serve", help="serve a Mirror Store over HTTP")
-    serve.add_argument("--root", type=Path, required=True, metavar="DIR", help="where chunks and manifests live")
+    where = serve.add_mutually_exclusive_group(required=True)
+    where.add_argument("--root", type=Path, metavar="DIR", help="keep chunks and manifests in this local folder")
+    where.add_argument(
+        "--backend",
+        metavar="URL",
+        help="keep them in an S3-compatible bucket: s3://bucket[/prefix][?endpoint=URL&region=NAME] "
+        "(credentials from the environment, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
+    )
     serve.add_argument(
         "--tenants", type=Path, required=True, metavar="FILE.toml", help="tenants and their token SHA-256 digests"
     )
@@ -71,9 +78,24 @@ def cmd_store_serve(args: argparse.Namespace, settings: object) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app, sock = runner_parts
     host, port = sock.getsockname()[:2]
-    print(f"mirror store serving {args.root} on http://{host}:{port}", flush=True)
+    print(f"mirror store serving {args.root or args.backend} on http://{host}:{port}", flush=True)
     web.run_app(app, sock=sock, print=None, handle_signals=True, access_log=None)
     return 0
+
+
+def _s3_backend(url: str) -> Any:
+    """An S3 backend from ``--backend``, checked by one round trip so a wrong bucket fails at start-up."""
+    from realworld.store.backend import BackendError
+    from realworld.store.s3_backend import S3Backend
+
+    try:
+        backend = S3Backend.from_url(url)
+        next(iter(backend.list("manifests/")), None)
+    except ValueError as exc:
+        raise StoreStartupError(f"--backend: {exc}") from None
+    except BackendError as exc:
+        raise StoreStartupError(f"--backend {url}: not usable ({exc})") from None
+    return backend
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, socket.socket]:
@@ -95,15 +117,19 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, socket.socket]:
         tenants = Tenants.load(args.tenants)
     except TenantsFileError as exc:
         raise StoreStartupError(str(exc)) from None
-    try:
-        backend = FileSystemBackend(args.root)
-        probe = args.root / ".write-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-        backend.remove_stale_temporaries()
-    except (BackendError, OSError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise StoreStartupError(f"--root {args.root}: not writable ({reason})") from None
+    backend: Any
+    if args.backend is not None:
+        backend = _s3_backend(args.backend)
+    else:
+        try:
+            backend = FileSystemBackend(args.root)
+            probe = args.root / ".write-probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+            backend.remove_stale_temporaries()
+        except (BackendError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise StoreStartupError(f"--root {args.root}: not writable ({reason})") from None
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind((args.host, args.port))
