@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import math
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from policies.scheduled_events import ScheduledEvent
 
 
 class LiveConfigError(Exception):
@@ -108,6 +111,54 @@ class ControllerConfig(_Strict):
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
 
 
+class DeclaredEventConfig(_Strict):
+    """A scheduled event the operator declares (the live side of a scenario's ``[[events]]``).
+
+    Only the declaration exists live — the fleet experiences the real effect — so there is no
+    ``actual_multiplier`` here. Times are wall-clock: ISO 8601 with a time zone, or epoch seconds.
+
+    Attributes:
+        name: Its name; kind: ``maintenance``, ``campaign`` or ``seasonal_peak``.
+        start / end: The window.
+        declared_multiplier: The announced effect on demand (2.0 = twice the usual).
+        instances: The logical instances it concerns; empty: all.
+    """
+
+    name: str = Field(min_length=1)
+    kind: Literal["maintenance", "campaign", "seasonal_peak"]
+    start: datetime | float
+    end: datetime | float
+    declared_multiplier: float = Field(ge=0)
+    instances: list[str] = Field(default_factory=list)
+
+    @staticmethod
+    def _epoch(value: datetime | float, field: str) -> float:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{field}: give a time zone (e.g. 2026-12-01T09:00:00Z)")
+            return value.timestamp()
+        return float(value)
+
+    @model_validator(mode="after")
+    def _window(self) -> DeclaredEventConfig:
+        if not math.isfinite(self.declared_multiplier):
+            raise ValueError("declared_multiplier: must be finite")
+        if self._epoch(self.end, "end") <= self._epoch(self.start, "start"):
+            raise ValueError("end: must be after start")
+        return self
+
+    def declaration(self) -> ScheduledEvent:
+        """The core's record of this declaration, in epoch seconds (the live fleet view's clock)."""
+        return ScheduledEvent(
+            name=self.name,
+            start_s=self._epoch(self.start, "start"),
+            end_s=self._epoch(self.end, "end"),
+            multiplier=self.declared_multiplier,
+            kind=self.kind,
+            instance_ids=tuple(self.instances) or None,
+        )
+
+
 class FaultConfig(_Strict):
     """Deliberate faults for rehearsals (chaos testing), all off by default.
 
@@ -130,6 +181,7 @@ class LiveConfig(_Strict):
     apps: dict[str, AppConfig]
     instances: list[InstanceConfig] = Field(min_length=1)
     controller: ControllerConfig
+    events: list[DeclaredEventConfig] = Field(default_factory=list)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
     @field_validator("agent_sample_interval_s")
@@ -165,6 +217,10 @@ class LiveConfig(_Strict):
                 raise ValueError(f"instances.{k}.host: IVN {inst.ivn!r} has no host {inst.host!r}")
             if ivn.mirror_to is None:
                 raise ValueError(f"instances.{k}.ivn: IVN {inst.ivn!r} has no mirror_to, so nothing mirrors it")
+        for k, event in enumerate(self.events):
+            for j, name in enumerate(event.instances):
+                if name not in ids:
+                    raise ValueError(f"events.{k}.instances.{j}: unknown instance {name!r}")
         for k, name in enumerate(self.faults.freeze_replacements):
             if name not in ids:
                 raise ValueError(f"faults.freeze_replacements.{k}: unknown instance {name!r}")

@@ -343,6 +343,8 @@ class LiveFleet:
             placement=self.placement, clock=self.clock, health=HealthFileSource(self.workdir / cfg.health_file),
             in_migration=lambda: self.controller.in_flight if self.controller else frozenset(),
             ivn_cost_per_gb_hour=[i.cost_per_gb_hour for i in cfg.ivns],
+            declared_events=[e.declaration() for e in cfg.events],
+            sample_interval_s=cfg.agent_sample_interval_s,
         )
         self.mirror_store = LiveMirrorStore(self.store_for, self.agent_of)
         self.policy = make_policy(cfg.controller.policy, dict(cfg.controller.params), location="controller.params")

@@ -31,6 +31,7 @@ import numpy as np
 
 from policies.fleet import FleetSnapshot
 from policies.ports import Clock
+from policies.scheduled_events import ScheduledEvent
 from realworld.agent.control_client import AgentControlClient, AgentControlError
 from realworld.agent.samples import ResourceSample
 from realworld.health import HostHealthSource
@@ -91,6 +92,9 @@ class LiveTelemetry:
         in_migration: Returns the logical instances that are being moved now.
         ivn_cost_per_gb_hour: Hosting price per IVN, in ``ivns`` order.
         max_history: Samples kept per instance.
+        declared_events: The operator's declared schedule (never the real effect), handed to policies
+            whose forecasters take exogenous inputs.
+        sample_interval_s: Time between two agent samples (the history's step).
     """
 
     def __init__(
@@ -107,6 +111,8 @@ class LiveTelemetry:
         in_migration: Callable[[], set[str] | frozenset[str]] | None = None,
         ivn_cost_per_gb_hour: Sequence[float] | None = None,
         max_history: int = 1_000,
+        declared_events: Sequence[ScheduledEvent] = (),
+        sample_interval_s: float | None = None,
     ) -> None:
         self.hosts = tuple(hosts)
         self.ivns = tuple(ivns)
@@ -128,6 +134,8 @@ class LiveTelemetry:
         self._seen_until: dict[str, float] = {i.instance_id: 0.0 for i in self.instances}
         self._cost = None if ivn_cost_per_gb_hour is None else np.asarray(ivn_cost_per_gb_hour, dtype=np.float64)
         self._latest_health: dict[str, dict[str, float]] = {}
+        self.declared_events = tuple(declared_events)
+        self.sample_interval_s = sample_interval_s
 
     def poll(self) -> None:
         """Fetch new samples from every agent (the controller does this once per tick via :meth:`fleet`)."""
@@ -197,6 +205,8 @@ class LiveTelemetry:
             host_pes=np.array([max(1, math.floor(h.cores)) for h in self.hosts], dtype=np.int64),
             host_health=health,
             ivn_cost_per_gb_hour=self._cost,
+            declared_events=self.declared_events,
+            history_step_s=self.sample_interval_s,
         )
 
     def health_metrics(self, instance_id: str) -> Mapping[str, float]:

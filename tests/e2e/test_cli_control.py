@@ -68,3 +68,21 @@ def test_control_runs_the_same_policy_class_as_the_twin_and_writes_results(tmp_p
     assert summary["ticks"] >= 2 and summary["migrations"] == []  # healthy fleet: nothing to move
     assert summary["placement"] == {"redis-1": "ivn-a/h0"}
     assert "control ticks" in done.stdout
+
+
+def test_declared_events_in_a_live_config_become_the_cores_declarations(tmp_path, capsys):
+    text = EXAMPLE.read_text() + (
+        '\n[[events]]\nname = "black-friday"\nkind = "campaign"\nstart = 2026-11-27T00:00:00Z\n'
+        'end = 2026-11-28T00:00:00Z\ndeclared_multiplier = 3.0\ninstances = ["redis-1"]\n'
+    )
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    event = load_live_config(path).events[0].declaration()
+    assert (event.start_s, event.end_s, event.multiplier, event.instance_ids) == (
+        1_795_737_600.0, 1_795_824_000.0, 3.0, ("redis-1",))
+    path.write_text(text.replace('instances = ["redis-1"]', 'instances = ["nobody"]'))
+    assert main(["control", str(path)]) == 2
+    assert "events.0.instances.0: unknown instance 'nobody'" in capsys.readouterr().err
+    path.write_text(text.replace("end = 2026-11-28T00:00:00Z", "end = 2026-11-26T00:00:00Z"))
+    assert main(["control", str(path)]) == 2
+    assert "end: must be after start" in capsys.readouterr().err

@@ -148,3 +148,14 @@ def test_live_mirror_store_maps_store_info_to_the_specification_record_and_forwa
     assert agent.intervals == [30.0]
     with pytest.raises(ValueError, match="interval_s"):
         port.set_snapshot_interval("vm0", -1)
+
+
+def test_declared_events_reach_the_fleet_view_but_never_a_real_effect():
+    from policies.scheduled_events import ScheduledEvent
+
+    event = ScheduledEvent("launch", 100.0, 200.0, multiplier=2.0, kind="campaign", instance_ids=("vm0",))
+    tel = LiveTelemetry(hosts=HOSTS, ivns=["ivn-a", "ivn-b"], instances=[LiveInstance("vm0", 1, 1e9)],
+                        agent_of=lambda _: None, placement=lambda: {"vm0": "a/h0"}, clock=Clock(),
+                        declared_events=[event], sample_interval_s=1.0)
+    fleet = tel.fleet(3)
+    assert fleet.declared_events == (event,) and fleet.history_step_s == 1.0
