@@ -244,15 +244,9 @@ def build_agent(config: AgentConfig, make_uploader: Callable[[AgentConfig], Any]
 
 
 def store_uploader(config: AgentConfig) -> Any:
-    """The real Mirror Store client, imported only now (it lives on the store branch until merged)."""
-    try:
-        from realworld.store.client import MirrorStoreClient  # type: ignore[import-not-found]
-    except ImportError:
-        raise AgentEnvironmentError(
-            "the Mirror Store client (realworld.store.client.MirrorStoreClient) is not part of this build; "
-            "the agent has nothing to upload through"
-        ) from None
-    # The client's constructor is defined on the store branch; base URL + tenant token is its contract.
+    """The Mirror Store client the agent uploads through (imported here: ``--help`` must stay light)."""
+    from realworld.store.client import MirrorStoreClient
+
     return MirrorStoreClient(config.store_url, token=config.store_token)
 
 

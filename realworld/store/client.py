@@ -15,6 +15,7 @@ the same mtime tick as the read can never be missed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import time
@@ -48,20 +49,41 @@ class StoreClientError(Exception):
         self.field = field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Retention:
-    """Per-instance retention: keep the newest ``keep_last`` and/or those younger than ``max_age_s``."""
+    """How many snapshots of an instance the store keeps; ``None`` means no limit of that kind.
+
+    Attributes:
+        keep_last: Keep at most this many most recent snapshots (>= 1).
+        max_age_s: Drop snapshots older than this (s, > 0); the latest is always kept, so a quiet agent
+            never loses its only mirror.
+    """
 
     keep_last: int | None = None
     max_age_s: float | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse limits the store would refuse, naming the field, before anything is sent."""
+        if self.keep_last is not None and (isinstance(self.keep_last, bool) or self.keep_last < 1):
+            raise ValueError(f"keep_last: must be an integer >= 1, got {self.keep_last!r}")
+        if self.max_age_s is not None and not (math.isfinite(self.max_age_s) and self.max_age_s > 0):
+            raise ValueError(f"max_age_s: must be a finite number > 0, got {self.max_age_s!r}")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class SnapshotInfo:
-    """A committed snapshot as the client sees it.
+    """A committed snapshot as the client (and the agent that uploaded it) sees it.
 
     Attributes:
+        snapshot_id: The store's id of the snapshot.
+        instance_id: The instance mirrored.
+        timestamp: Capture time (epoch s).
+        logical_bytes: Size of the captured files before dedup and compression.
+        stored_bytes: Bytes the store holds for this snapshot's new chunks.
         sent_bytes: Compressed chunk bytes this client sent for the snapshot (0 when read from a listing).
+        file_count: Number of files in the snapshot.
+        process_list: Processes recorded with the state.
+        file_list: Files recorded with the state.
     """
 
     snapshot_id: str
@@ -71,8 +93,8 @@ class SnapshotInfo:
     stored_bytes: int
     sent_bytes: int
     file_count: int
-    process_list: tuple[str, ...]
-    file_list: tuple[str, ...]
+    process_list: tuple[str, ...] = ()
+    file_list: tuple[str, ...] = ()
 
     @classmethod
     def from_summary(cls, data: dict[str, Any], sent_bytes: int = 0) -> SnapshotInfo:

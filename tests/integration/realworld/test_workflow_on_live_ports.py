@@ -21,8 +21,8 @@ import pytest
 import redis
 
 from policies.records import MigrationOutcome, MirrorSnapshot, RiskAssessment
-from policies.waiting import Delay, Until
 from policies.workflow import MigrationPorts, WorkflowSettings, initiate_migration
+from realworld.driver import WallClock, WallClockDriver
 from realworld.haproxy import HAProxyLoadBalancer, free_tcp_port
 from realworld.ivn import IvnNetworks
 from realworld.process_provider import HostBudget, InstanceRecord, LocalProcessProvider
@@ -33,29 +33,8 @@ SETTINGS = WorkflowSettings(risk_threshold=0.5, traffic_steps=(0.5, 1.0), dwell_
 
 
 def drive_on_wall_clock(workflow: Generator[Any, Any, Any], timeout_s: float = 120.0) -> Any:
-    """Run a workflow generator: sleep for Delay, poll for Until (throwing its error back in)."""
-    deadline = time.monotonic() + timeout_s
-    send: Any = None
-    throw: BaseException | None = None
-    while True:
-        assert time.monotonic() < deadline, "workflow did not finish"
-        try:
-            command = workflow.throw(throw) if throw is not None else workflow.send(send)
-        except StopIteration as stop:
-            return stop.value
-        send, throw = None, None
-        if isinstance(command, Delay):
-            time.sleep(command.seconds)
-        elif isinstance(command, Until):
-            while not command.operation.done():
-                assert time.monotonic() < deadline, "operation did not finish"
-                time.sleep(0.02)
-            try:
-                send = command.operation.result()
-            except Exception as exc:
-                throw = exc
-        else:
-            raise AssertionError(f"unexpected command {command!r}")
+    """Run a workflow with the live driver the controller uses."""
+    return WallClockDriver(poll_s=0.02).run_to_completion(workflow, timeout_s=timeout_s)
 
 
 @dataclass
@@ -67,11 +46,6 @@ class SnapshotStore:
 
     def set_snapshot_interval(self, instance_id: str, interval_s: float) -> None:
         return None
-
-
-class WallClock:
-    def now(self) -> float:
-        return time.time()
 
 
 @dataclass

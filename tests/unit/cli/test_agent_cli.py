@@ -124,20 +124,6 @@ def test_criu_here_is_unavailable_with_a_clear_reason(
     assert "criu: capture unavailable" in _one_error_line(capsys)
 
 
-def test_without_the_store_client_the_agent_says_so(
-    tmp_path: Path, tokens: tuple[Path, Path], sleeper: subprocess.Popen, capsys
-) -> None:
-    try:
-        import realworld.store.client  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the store client is part of this build")
-    args = _base(tokens, sleeper.pid, "--capture", "dir", "--state-dir", str(tmp_path))
-    assert main(args, settings=_settings(tmp_path)) == 1
-    assert "Mirror Store client" in _one_error_line(capsys)
-
-
 def test_help_answers_without_importing_the_agent() -> None:
     code = "import sys, mirrortwin.cli; print([m for m in sys.modules if m.startswith(('realworld', 'aiohttp'))])"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
