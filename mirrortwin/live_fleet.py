@@ -323,6 +323,17 @@ class LiveFleet:
                 agent = self.agents.pop(physical)
                 _stop_process(agent.process)
                 agent.client.close()
+        # A replaced source keeps a drained server in HAProxy until it is gone; then it is deleted, so
+        # the services list only live processes (a rolled-back replacement is deleted by the rollback).
+        current = set(self.identities.current().values())
+        for physical in gone:
+            logical = physical.split("@", 1)[0]
+            if physical in current or logical not in self.cutovers or self.split_lb is None:
+                continue
+            try:
+                self.split_lb.retire(logical, physical)
+            except Exception as exc:  # already deleted (rollback) or never registered: nothing to do
+                log.debug("retiring %s from HAProxy: %s", physical, exc)
 
     def placement(self) -> dict[str, str]:
         """Logical instance -> host slot of its current process."""

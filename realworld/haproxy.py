@@ -710,12 +710,17 @@ class HAProxyLoadBalancer:
         with self._lock:
             self._service_of_backend[replacement_id] = service.proxy
 
-    def rollback(self, instance_id: str, replacement_id: str) -> None:
-        """Give all traffic back to ``instance_id`` and delete ``replacement_id``'s server."""
+    def rollback(self, instance_id: str, replacement_id: str, *, source_id: str | None = None) -> None:
+        """Give all traffic back to the source and delete ``replacement_id``'s server.
+
+        The source is ``instance_id``'s own first server unless ``source_id`` names another: after an
+        earlier migration the service is served by that migration's replacement.
+        """
         service = self._service_for(instance_id, request="rollback")
-        if instance_id not in service.servers:
-            raise LoadBalancerError(f"rollback: {instance_id!r} is not a server of its own service")
-        self._set_server(service, service.servers[instance_id], WEIGHT_TOTAL, "ready")
+        source = source_id or instance_id
+        if source not in service.servers:
+            raise LoadBalancerError(f"rollback: {source!r} is not a server of {instance_id!r}'s service")
+        self._set_server(service, service.servers[source], WEIGHT_TOTAL, "ready")
         if replacement_id in service.servers:  # absent when the restore failed before registering it
             self._delete_server(service, replacement_id)
 

@@ -130,7 +130,8 @@ class Balancer(Protocol):
     def set_weights(self, instance_id: str, weights: Mapping[str, float]) -> None: ...  # noqa: D102
     def check_health(self, backend_id: str) -> Operation[bool]: ...  # noqa: D102
     def redirect(self, instance_id: str, replacement_id: str) -> None: ...  # noqa: D102
-    def rollback(self, instance_id: str, replacement_id: str) -> None: ...  # noqa: D102
+    def rollback(self, instance_id: str, replacement_id: str, *, source_id: str | None = None) -> None: ...  # noqa: D102
+    def remove_backend(self, backend_id: str) -> None: ...  # noqa: D102
 
 
 #: A cut-over hook: (source backend id, replacement backend id, switch) — calls ``switch`` when safe.
@@ -166,7 +167,8 @@ class SplitLoadBalancer:
         """Add a new replacement process to the instance's services (weight 0, checked)."""
         self._lb.register_backend(logical_id, replacement_id, address, port)
         if logical_id in self._cutovers:
-            self._lb.register_backend(self.write_service(logical_id), replacement_id + WRITE_SUFFIX, address, port)
+            write_id = self._write_backend(replacement_id)
+            self._lb.register_backend(self.write_service(logical_id), write_id, address, port)
 
     def set_weights(self, instance_id: str, weights: Mapping[str, float]) -> None:
         """Shift the *read* traffic; writes stay with the single writer until the redirect."""
@@ -184,7 +186,7 @@ class SplitLoadBalancer:
 
         def switch() -> None:
             if cutover is not None:
-                self._lb.redirect(self.write_service(instance_id), replacement_id + WRITE_SUFFIX)
+                self._lb.redirect(self.write_service(instance_id), self._write_backend(replacement_id))
             self._lb.redirect(instance_id, replacement_id)
 
         if cutover is None:
@@ -196,10 +198,23 @@ class SplitLoadBalancer:
 
     def rollback(self, instance_id: str, replacement_id: str) -> None:
         """Give the reads back to the current process and drop the replacement from both services."""
-        self._lb.rollback(instance_id, replacement_id)
+        source = self._ids.physical(instance_id)
+        self._lb.rollback(instance_id, replacement_id, source_id=source)
         if instance_id in self._cutovers:
-            self._lb.rollback(self.write_service(instance_id), replacement_id + WRITE_SUFFIX)
+            self._lb.rollback(
+                self.write_service(instance_id), replacement_id + WRITE_SUFFIX, source_id=self._write_backend(source)
+            )
         self.events.append(("rollback", instance_id, replacement_id))
+
+    def retire(self, logical_id: str, physical_id: str) -> None:
+        """Delete a decommissioned process's servers from the instance's services (after a redirect)."""
+        self._lb.remove_backend(physical_id)
+        if logical_id in self._cutovers:
+            self._lb.remove_backend(self._write_backend(physical_id))
+
+    def _write_backend(self, physical_id: str) -> str:
+        """The id of a process's server in the write service (the first one is named like the service)."""
+        return physical_id + WRITE_SUFFIX
 
     def describe(self) -> Any:
         """The recorded events (weights, redirects, rollbacks) for reports."""

@@ -71,11 +71,13 @@ def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.2) -> Any
 
 
 def migrate_under_load(
-    fleet: LiveFleet, *, seed: int = 0, timeout_s: float = 90.0
+    fleet: LiveFleet, *, seed: int = 0, timeout_s: float = 90.0, hops: int = 1
 ) -> tuple[Any, LoadReport, RedisLoad]:
     """Run the controller with a load through HAProxy, inject the risk signal, await the first outcome.
 
-    Then stop, and verify every acknowledged write through the write port.
+    With ``hops`` > 1 the host the instance runs on next is made sick again after each outcome, so
+    the same instance moves several times. Then stop, and verify every acknowledged write through the
+    write port. Returns the last outcome.
     """
     inst = fleet.config.instances[0]
     write_health(fleet, None)
@@ -89,9 +91,22 @@ def migrate_under_load(
         wait_for(lambda: fleet.store_for(target, inst.id) is not None
                  and fleet.store_for(target, inst.id).latest(inst.id) is not None, 30, "a first mirror snapshot")
         time.sleep(1.0)  # writes after the snapshot, which only catch-up can carry
-        write_health(fleet, LiveConfig.host_id(inst.ivn, inst.host))
-        result = wait_for(lambda: fleet.controller.results[0] if fleet.controller.results else None,
-                          timeout_s, "the first migration outcome")
+        for hop in range(hops):
+            write_health(fleet, fleet.placement()[inst.id])
+            result = wait_for(lambda hop=hop: fleet.controller.results[hop] if len(fleet.controller.results) > hop
+                              else None, timeout_s, f"migration outcome {hop + 1}")
+            write_health(fleet, None)
+            if hop + 1 < hops:  # the next hop restores from a mirror of the new process
+                new_ivn = fleet.placement()[inst.id].split("/")[0]
+                target = fleet.config.ivn(new_ivn).mirror_to
+                moved_at = time.time()
+
+                def fresh_mirror(target: str = target, since: float = moved_at) -> bool:
+                    client = fleet.store_for(target, inst.id)
+                    latest = client.latest(inst.id) if client is not None else None
+                    return latest is not None and latest.timestamp > since
+
+                wait_for(fresh_mirror, 30, "a mirror snapshot of the replacement")
         time.sleep(1.0)  # load keeps running on the final layout
     finally:
         report = load.stop()

@@ -58,3 +58,21 @@ def test_a_replacement_failing_its_health_check_rolls_back_and_the_source_keeps_
         assert fleet.identities.physical("redis-1") == "redis-1"
     assert report.lost_writes == 0, figures
     assert report.writes_acked > 200
+
+
+def test_the_same_instance_moves_there_and_back_through_each_side_s_mirror(tmp_path):
+    """A second migration starts from the replacement process (logical ids, its own agent and mirror)."""
+    require_live_tools()
+    with LiveFleet(two_ivn_config(tmp_path / "fleet")) as fleet:
+        result, report, _ = migrate_under_load(fleet, hops=2)
+        figures = _report(tmp_path, "there-and-back", result, report, fleet)
+        outcomes = [r.outcome for r in fleet.controller.results]
+        assert outcomes == [MigrationOutcome.SUCCEEDED, MigrationOutcome.SUCCEEDED], [
+            r.reason for r in fleet.controller.results]
+        assert fleet.placement()["redis-1"].startswith("ivn-a/")
+        assert fleet.identities.physical("redis-1").split("@")[1].startswith("ivn-a")  # a third process
+        serving = fleet.lb.weights("redis-1")
+        assert list(serving) == [fleet.identities.physical("redis-1")]  # replaced servers were deleted
+    assert report.lost_writes == 0, figures
+    assert report.failed == 0, figures["errors"]
+    assert len(figures["cutovers"]) == 2
