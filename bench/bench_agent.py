@@ -127,39 +127,16 @@ def make_uploader(args: argparse.Namespace) -> Any:
 
 @contextlib.contextmanager
 def running_store() -> Any:
-    """A real Mirror Store process on a free 127.0.0.1 port with one tenant; yields (url, token file)."""
-    import secrets
-    import socket
+    """The store bench's real Mirror Store (pinned to core 0) with one tenant; yields (url, token file)."""
+    import bench_store  # bench/ is this script's folder, so it is on sys.path
 
-    import httpx
-
-    from realworld.store.tenants import token_digest
-
-    root = Path(tempfile.mkdtemp(prefix="bench-agent-store-"))
-    token = secrets.token_urlsafe(16)
-    (root / "token").write_text(token)
-    (root / "tenants.toml").write_text(f'[tenants.bench]\ntoken_sha256 = "{token_digest(token)}"\n')
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mirrortwin", "store", "serve", "--root", str(root / "data"), "--tenants",
-         str(root / "tenants.toml"), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    work = Path(tempfile.mkdtemp(prefix="bench-agent-store-"))
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield url, str(root / "token")
+        (work / "token").write_text(bench_store.TOKEN)
+        with bench_store.store_server(work / "data", work) as url:
+            yield url, str(work / "token")
     finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def cpu_s() -> float:
